@@ -1,0 +1,44 @@
+#pragma once
+/// The seccomp profile as data: one definition that the local runner compiles with libseccomp and
+/// that `kbatch policy seccomp --format oci` writes as the OCI/Kubernetes LinuxSeccomp JSON, so both
+/// backends enforce the same rules.
+
+#include <string>
+#include <vector>
+
+namespace kbatch::policy {
+
+enum class SeccompAction { kAllow, kErrno, kKill, kKillProcess, kTrap, kLog };
+
+/// An argument comparison, as in the OCI LinuxSeccompArg.
+struct SeccompArg {
+  unsigned index = 0;
+  unsigned long long value = 0;
+  unsigned long long value_two = 0;
+  std::string op;  ///< "SCMP_CMP_EQ", "SCMP_CMP_MASKED_EQ", ... (OCI names)
+};
+
+struct SeccompRule {
+  std::vector<std::string> names;  ///< syscall names; names unknown to this kernel are skipped
+  SeccompAction action = SeccompAction::kErrno;
+  int errno_ret = 1;               ///< EPERM
+  std::vector<SeccompArg> args;
+  std::string reason;              ///< why the rule exists, shown by `policy explain`
+};
+
+struct SeccompProfile {
+  SeccompAction default_action = SeccompAction::kAllow;
+  int default_errno_ret = 1;
+  std::vector<std::string> architectures;  ///< OCI names: "SCMP_ARCH_X86_64", ...
+  std::vector<SeccompRule> rules;
+  std::string origin;                      ///< "built-in default" or the profile file's path
+};
+
+/// The built-in default: allow everything a batch job needs, deny with EPERM what none needs
+/// (mount and friends, new namespaces, keyctl, bpf, perf_event_open, ptrace, kexec, modules,
+/// reboot, swap, open_by_handle_at, userfaultfd, ...). Every rule says why.
+SeccompProfile defaultSeccompProfile();
+
+const char* toOciName(SeccompAction action);
+
+}  // namespace kbatch::policy

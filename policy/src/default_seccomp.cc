@@ -1,0 +1,56 @@
+#include "kbatch/policy/seccomp_profile.h"
+
+#include <cerrno>
+
+namespace kbatch::policy {
+
+SeccompProfile defaultSeccompProfile() {
+  SeccompProfile profile;
+  profile.default_action = SeccompAction::kAllow;
+  profile.origin = "built-in default";
+  profile.architectures = {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32",
+                           "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"};
+  auto deny = [&](std::vector<std::string> names, std::string reason) {
+    profile.rules.push_back(
+        {std::move(names), SeccompAction::kErrno, EPERM, {}, std::move(reason)});
+  };
+  deny({"mount", "umount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen",
+        "fsconfig", "fsmount", "fspick", "mount_setattr"},
+       "a job must not change its filesystem view; the runner set it up before the job started");
+  deny({"unshare", "setns", "clone3"},
+       "new namespaces would let a job undo the runner's isolation (clone3 cannot be filtered by "
+       "flags, so it fails and libc falls back to clone)");
+  deny({"keyctl", "add_key", "request_key"}, "the kernel keyring is not namespaced");
+  deny({"bpf"}, "eBPF programs reach into the kernel");
+  deny({"perf_event_open"}, "performance counters leak information across users");
+  deny({"ptrace", "process_vm_readv", "process_vm_writev", "kcmp"},
+       "a job must not inspect or modify other processes");
+  deny({"kexec_load", "kexec_file_load"}, "loading a new kernel");
+  deny({"init_module", "finit_module", "delete_module", "create_module", "query_module"},
+       "kernel modules");
+  deny({"reboot"}, "rebooting the node");
+  deny({"swapon", "swapoff"}, "node-wide swap configuration");
+  deny({"open_by_handle_at", "name_to_handle_at"},
+       "file handles bypass path-based access checks (the 'shocker' escape)");
+  deny({"userfaultfd"}, "used to widen kernel race windows in exploits");
+  deny({"acct", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "stime"},
+       "node-wide accounting and clock settings");
+  deny({"iopl", "ioperm"}, "raw I/O port access");
+  deny({"lookup_dcookie", "quotactl", "nfsservctl", "vhangup", "syslog"},
+       "administrative interfaces no batch job needs");
+  return profile;
+}
+
+const char* toOciName(SeccompAction action) {
+  switch (action) {
+    case SeccompAction::kAllow: return "SCMP_ACT_ALLOW";
+    case SeccompAction::kErrno: return "SCMP_ACT_ERRNO";
+    case SeccompAction::kKill: return "SCMP_ACT_KILL";
+    case SeccompAction::kKillProcess: return "SCMP_ACT_KILL_PROCESS";
+    case SeccompAction::kTrap: return "SCMP_ACT_TRAP";
+    case SeccompAction::kLog: return "SCMP_ACT_LOG";
+  }
+  return "SCMP_ACT_KILL";
+}
+
+}  // namespace kbatch::policy
