@@ -42,6 +42,7 @@ struct Resources {
   std::optional<std::uint64_t> vmem_bytes;
   std::optional<std::uint64_t> walltime_s;
   std::optional<int> gpus;
+  std::optional<int> cpus_per_task;  ///< Slurm --cpus-per-task (threads per task)
   std::vector<HostRequest> node_requests;
   /// Resources kbatch does not interpret (e.g. `-l software=matlab`), kept in order.
   std::vector<std::pair<std::string, std::string>> other;

@@ -1,0 +1,292 @@
+/// `kbatch exec [options] IMAGE -- CMD [ARGS...]`: run one command in a container, in the style of
+/// `apptainer exec` and `ch-run`; also the target of rewritten job scripts (contract 2:
+/// `--job-body=base64` reads the job body from stdin).
+
+#include "cmd_exec.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "command.h"
+#include "kbatch/common/error.h"
+#include "kbatch/common/log.h"
+#include "kbatch/image/dependency_image.h"
+#include "kbatch/image/resolve.h"
+#include "kbatch/policy/seccomp_profile.h"
+#include "kbatch/rewrite/encoding.h"
+#include "kbatch/rewrite/units.h"
+#include "kbatch/runner/job_environment.h"
+
+namespace kbatch::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// Where the decoded job body is written inside the container (its private, read-only /dev).
+constexpr const char* kJobBodyPath = "/dev/kbatch-job-body";
+
+std::string readAllStdin() {
+  std::ostringstream text;
+  text << std::cin.rdbuf();
+  return text.str();
+}
+
+/// The job's stdin is /dev/null once its body has been read from ours (contract 2).
+void replaceStdinWithDevNull() {
+  int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || dup2(fd, STDIN_FILENO) < 0) {
+    throw Error("open", "/dev/null", describeErrno(errno));
+  }
+  close(fd);
+}
+
+int availableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
+  return CPU_COUNT(&set);
+}
+
+/// Host paths a batch job expects to find at the same place inside its container.
+void addBatchBinds(const JobSpec& job, const std::map<std::string, std::string>& environment,
+                   const fs::path& cwd, std::vector<BindMount>& binds) {
+  std::error_code ec;
+  auto add = [&](const std::string& path, bool read_only) {
+    for (const auto& bind : binds) {
+      if (bind.destination == path) return;  // the user bound it already
+    }
+    binds.push_back({path, path, read_only});
+  };
+  // Scripts `cd $PBS_O_WORKDIR` first thing; the submit directory must exist in the container.
+  if (job.submit_dir && fs::is_directory(*job.submit_dir, ec) &&
+      fs::weakly_canonical(*job.submit_dir, ec) != cwd && *job.submit_dir != "/") {
+    add(fs::canonical(*job.submit_dir, ec).string(), false);
+  }
+  if (auto it = environment.find("PBS_NODEFILE");
+      it != environment.end() && fs::is_regular_file(it->second, ec)) {
+    add(fs::canonical(it->second, ec).string(), true);
+  }
+  // The batch system's per-job scratch directory (TORQUE and Slurm set TMPDIR to it).
+  if (auto it = environment.find("TMPDIR"); it != environment.end() && !it->second.empty() &&
+                                            it->second != "/tmp" &&
+                                            fs::is_directory(it->second, ec)) {
+    add(fs::canonical(it->second, ec).string(), false);
+  }
+}
+
+}  // namespace
+
+void addExecOptions(CLI::App* command, ExecFlags& flags) {
+  // Each occurrence takes exactly one value (CLI11 would otherwise let a vector option swallow
+  // the IMAGE word after it).
+  command->add_option("--bind,-B", flags.binds,
+                      "Bind-mount SRC[:DST[:ro|rw]] into the container (repeatable)")
+      ->allow_extra_args(false);
+  command->add_option("--workdir", flags.workdir,
+                      "Working directory inside the container (default: the current directory, "
+                      "bind-mounted at the same path)");
+  command->add_option("--env", flags.env, "Set NAME=VALUE in the job's environment (repeatable)")
+      ->allow_extra_args(false);
+  command->add_flag("--cleanenv", flags.clean_env,
+                    "Pass only PATH, HOME, USER, TERM, LANG, PBS_* and SLURM_* from this "
+                    "environment");
+  command->add_flag("--writable-tmpfs", flags.writable_tmpfs,
+                    "Let the job write to the image; writes go to a tmpfs and vanish");
+  command->add_flag("--fakeroot", flags.fakeroot,
+                    "Appear as root (uid 0) inside; gives no privilege outside");
+  command->add_option("--backend", flags.backend, "Where to run: local (default) or k8s")
+      ->check(CLI::IsMember({"local", "k8s"}));
+  command->add_option("--image", flags.image, "Image reference (instead of the positional IMAGE)");
+  command->add_option("--from-binary", flags.from_binary,
+                      "Build (or reuse) a dependency image for this binary and run in it");
+  command->add_option("--cpus", flags.cpus, "CPUs for the job (advisory in the local backend)")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--memory", flags.memory,
+                      "Memory limit (bytes, or a TORQUE size such as 4gb); local backend: the "
+                      "job's RLIMIT_DATA");
+  command->add_option("--walltime", flags.walltime,
+                      "Wall-clock limit (seconds or [[HH:]MM:]SS); then SIGTERM, SIGKILL 5 s later");
+  command->add_option("--gpus", flags.gpus, "GPUs for the job")->check(CLI::NonNegativeNumber);
+}
+
+void applyExecFlags(const ExecFlags& flags, JobSpec& job) {
+  for (const auto& spec : flags.binds) job.binds.push_back(runner::parseBindSpec(spec));
+  for (const auto& assignment : flags.env) job.env.push_back(runner::parseEnvAssignment(assignment));
+  if (flags.workdir) job.workdir = *flags.workdir;
+  if (flags.backend) job.backend = *flags.backend == "k8s" ? Backend::kK8s : Backend::kLocal;
+  if (flags.image) job.image = *flags.image;
+  if (flags.from_binary) job.binary = *flags.from_binary;
+  if (flags.cpus) job.resources.ppn = *flags.cpus;
+  if (flags.gpus) job.resources.gpus = *flags.gpus;
+  if (flags.memory) {
+    auto bytes = rewrite::parseTorqueSize(*flags.memory);
+    if (!bytes || *bytes == 0) {
+      throw Error("parse --memory", *flags.memory, "not a size",
+                  "give bytes or a TORQUE size such as 512mb or 4gb");
+    }
+    job.resources.mem_bytes = *bytes;
+  }
+  if (flags.walltime) {
+    auto seconds = rewrite::parseTorqueTime(*flags.walltime);
+    if (!seconds || *seconds == 0) {
+      throw Error("parse --walltime", *flags.walltime, "not a positive time",
+                  "give seconds or [[HH:]MM:]SS");
+    }
+    job.resources.walltime_s = *seconds;
+  }
+}
+
+runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) {
+  if (job.backend == Backend::kK8s) {
+    throw Error("run on backend", "k8s", "the Kubernetes backend is not available in this command yet",
+                "it is being built in issue 7; use --backend local (the default) meanwhile");
+  }
+  const auto environment = runner::currentEnvironment();
+  std::error_code ec;
+  const fs::path cwd = fs::current_path(ec);
+  if (ec) throw Error("find the current directory", "", ec.message());
+
+  runner::LaunchRequest request;
+  if (job.image) {
+    request.image_root = image::resolveImageRoot(*job.image, image::ResolveOptions{});
+  } else {
+    // No image named: a dependency image with the job's shell and binary (the paper's -B).
+    image::DependencyImageRequest deps;
+    if (job.binary) deps.binary = fs::absolute(*job.binary);
+    deps.shell = launch.shell;
+    if (auto it = environment.find("LD_LIBRARY_PATH"); it != environment.end()) {
+      deps.ld_library_path = it->second;
+    }
+    log::info("building (or reusing) the dependency image for {}",
+              job.binary ? *job.binary : launch.shell);
+    request.image_root = image::buildDependencyImage(deps);
+  }
+
+  request.argv = job.command;
+  if (!job.image && !request.argv.empty() && request.argv.front() == launch.shell) {
+    // A dependency image holds the host's files at their real paths; /bin may not be a link to
+    // /usr/bin there, so the shell is started by the path the image certainly has.
+    std::error_code shell_ec;
+    fs::path real_shell = fs::canonical(launch.shell, shell_ec);
+    if (!shell_ec) request.argv.front() = real_shell.string();
+  }
+  request.binds = job.binds;
+  addBatchBinds(job, environment, cwd, request.binds);
+  request.workdir = job.workdir;
+  auto overrides = job.env;
+  overrides.insert(overrides.end(), launch.batch_variables.begin(), launch.batch_variables.end());
+  request.environment = runner::buildJobEnvironment(environment, launch.clean_env, overrides);
+  request.writable_tmpfs = launch.writable_tmpfs;
+  request.fakeroot = launch.fakeroot;
+  // The site policy's `fakeroot` setting is wired in by the lead (contract 5); a fakeroot user
+  // namespace grants nothing outside it (empty bounding set, no_new_privs).
+  request.fakeroot_allowed = true;
+  request.files = launch.files;
+  request.seccomp = policy::defaultSeccompProfile();
+  request.memory_bytes = job.resources.mem_bytes;
+  request.walltime_s = job.resources.walltime_s;
+  request.current_directory = cwd;
+  request.uid = getuid();
+  request.gid = getgid();
+
+  if (job.resources.ppn && *job.resources.ppn > availableCpus()) {
+    log::warn("the job asks for {} CPUs but only {} are available to it here", *job.resources.ppn,
+              availableCpus());
+  }
+  if (job.resources.gpus && *job.resources.gpus > 0) {
+    log::warn("--gpus is advisory in the local backend: the batch system's GPU assignment "
+              "(CUDA_VISIBLE_DEVICES) passes in the environment, but no GPU devices or driver "
+              "libraries are mounted");
+  }
+  return runner::runInContainer(request);
+}
+
+void finishLikeJob(const runner::JobOutcome& outcome, int* exit_code) {
+  if (outcome.signaled) runner::exitLikeJob(outcome);
+  *exit_code = outcome.exit_code;
+}
+
+namespace {
+
+struct ExecCommand {
+  ExecFlags flags;
+  std::optional<std::string> job_body;
+  std::optional<std::string> image_word;
+  std::vector<std::string> words;
+};
+
+void runExec(ExecCommand& command, int* exit_code) {
+  runner::refuseToRunSetuid();
+  JobSpec job;
+  applyExecFlags(command.flags, job);
+  if (job.image && job.binary) {
+    throw Error("run container", *job.image, "both --image and --from-binary given",
+                "a dependency image is built only when no image is named; drop one of them");
+  }
+  std::vector<std::string> command_words = command.words;
+  if (job.image || job.binary) {
+    // The positional IMAGE slot then holds the command's first word.
+    if (command.image_word) command_words.insert(command_words.begin(), *command.image_word);
+  } else if (!command.image_word) {
+    throw Error("run container", "", "no image given",
+                "kbatch exec IMAGE -- CMD [ARGS...], or --image REF / --from-binary PATH");
+  } else {
+    job.image = *command.image_word;
+  }
+  if (command_words.empty()) {
+    throw Error("run container", job.image ? *job.image : *job.binary, "no command given",
+                "put the command after `--`: kbatch exec IMAGE -- CMD [ARGS...]");
+  }
+  job.command = command_words;
+  runner::fillBatchContext(job, runner::currentEnvironment());
+
+  LocalLaunch launch;
+  launch.clean_env = command.flags.clean_env;
+  launch.writable_tmpfs = command.flags.writable_tmpfs;
+  launch.fakeroot = command.flags.fakeroot;
+  launch.shell = job.command.front();
+  if (command.job_body) {
+    if (*command.job_body != "base64") {
+      throw Error("parse --job-body", *command.job_body, "unknown encoding",
+                  "the only encoding is base64 (--job-body=base64)");
+    }
+    auto body = rewrite::decodeBase64(readAllStdin());
+    if (!body) {
+      throw Error("decode the job body", "stdin", "not valid base64",
+                  "rewrite the job script again with `kbatch rewrite`");
+    }
+    replaceStdinWithDevNull();
+    launch.files.push_back({kJobBodyPath, std::move(*body), 0700});
+    job.command.push_back(kJobBodyPath);  // <SHELL> <file>: $0 and `set -e` behave as before
+  }
+  finishLikeJob(runJobLocally(job, launch), exit_code);
+}
+
+}  // namespace
+}  // namespace kbatch::cli
+
+KBATCH_REGISTER_COMMAND(exec, 10, [](CLI::App& app, const kbatch::cli::GlobalOptions&, int* rc) {
+  auto state = std::make_shared<kbatch::cli::ExecCommand>();
+  auto* exec = app.add_subcommand(
+      "exec", "Run a command in a container: kbatch exec [options] IMAGE -- CMD [ARGS...]");
+  kbatch::cli::addExecOptions(exec, state->flags);
+  exec->add_option("--job-body", state->job_body,
+                   "Read the job body (base64) from stdin and run CMD with it as its script");
+  // CLI11 puts the first word after `--` into IMAGE when no IMAGE came before it; runExec
+  // shifts it back into the command when --image or --from-binary named the image.
+  exec->add_option("IMAGE", state->image_word,
+                   "A root filesystem directory or an image reference (or use --image)");
+  exec->add_option("COMMAND", state->words, "After `--`: the command and its arguments");
+  exec->footer(
+      "The job's exit status passes through; death by signal N ends kbatch by signal N (the shell "
+      "shows 128+N). 125: kbatch failed; 126: the command cannot be executed; 127: the image or "
+      "the command was not found.");
+  exec->callback([state, rc] { kbatch::cli::runExec(*state, rc); });
+});

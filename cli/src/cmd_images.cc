@@ -1,0 +1,72 @@
+// `kbatch images`: the images in the store (and the site cache), as a table or JSON.
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "kbatch/common/error.h"
+#include "kbatch/common/exit_codes.h"
+#include "kbatch/image/store.h"
+
+namespace kbatch::cli {
+namespace {
+
+std::string humanSize(std::uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024.0 && unit < 4) {
+    value /= 1024.0;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, unit == 0 ? "%.0f %s" : "%.1f %s", value, units[unit]);
+  return text;
+}
+
+int runImages(bool json) {
+  const char* site = std::getenv("KBATCH_SITE_IMAGE_CACHE");
+  image::ImageStore store(image::defaultStoreRoot(), site != nullptr ? site : "");
+  auto records = store.listImages();
+  if (json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& record : records) {
+      auto root = store.findUnpackedRoot(record.manifest_digest);
+      list.push_back({{"name", record.name},
+                      {"manifest", record.manifest_digest},
+                      {"size", record.size},
+                      {"created", record.created},
+                      {"source", record.source},
+                      {"site_cache", record.from_site_cache},
+                      {"rootfs", root ? nlohmann::json(root->string()) : nlohmann::json()}});
+    }
+    std::printf("%s\n", list.dump(2).c_str());
+    return exit_code::kOk;
+  }
+  size_t width = 4;
+  for (const auto& record : records) width = std::max(width, record.name.size());
+  std::printf("%-*s  %-12s  %10s  %-8s  %s\n", static_cast<int>(width), "NAME", "DIGEST", "SIZE",
+              "UNPACKED", "CREATED");
+  for (const auto& record : records) {
+    bool unpacked = store.findUnpackedRoot(record.manifest_digest).has_value();
+    std::printf("%-*s  %-12s  %10s  %-8s  %s%s\n", static_cast<int>(width), record.name.c_str(),
+                record.manifest_digest.substr(7, 12).c_str(), humanSize(record.size).c_str(),
+                unpacked ? "yes" : "no", record.created.c_str(),
+                record.from_site_cache ? "  (site cache)" : "");
+  }
+  return exit_code::kOk;
+}
+
+}  // namespace
+
+KBATCH_REGISTER_COMMAND(images, 42, [](CLI::App& app, const GlobalOptions&, int* exit_code) {
+  auto json = std::make_shared<bool>(false);
+  auto* command = app.add_subcommand("images", "List the images in the local store");
+  command->add_flag("--json", *json, "Machine-readable output");
+  command->callback([json, exit_code] { *exit_code = runImages(*json); });
+});
+
+}  // namespace kbatch::cli

@@ -1,0 +1,78 @@
+#!/bin/bash
+# The whole kbatch test suite, as CI runs it (.ci/run) and as the README's second command:
+#   1. install the Debian dependencies (packaging/install-deps.sh),
+#   2. build the `default` preset (build/) and the `fuzz` preset (build-fuzz/),
+#   3. run every CTest label of the default build (unit, userns, root, cluster and their fixtures),
+#      then the fuzz targets (label fuzz) for a bounded time each.
+# Run as root from a fresh clone: the tests create their own non-root user, and start and stop their
+# own services (munge, slurmctld, slurmd, the OCI registry), so nothing needs to be running before.
+# Exits non-zero if any step or any test failed.
+#
+# Environment: KBATCH_TEST_JOBS (parallel CTest jobs, default 1: several tests start daemons and
+# time jobs), KBATCH_BUILD_JOBS (default: the number of CPUs).
+set -uo pipefail
+
+repo_root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo_root" || exit 125
+log_dir=$repo_root/build/test-all-logs
+build_jobs=${KBATCH_BUILD_JOBS:-$(nproc)}
+test_jobs=${KBATCH_TEST_JOBS:-1}
+started_at=$(date +%s)
+
+die() { echo "test-all: $*" >&2; exit 1; }
+elapsed() { local s=$(($(date +%s) - started_at)); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
+step() { echo; echo "==== test-all [$(elapsed)]: $*"; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (the suite creates a test user and starts Slurm): sudo $0"
+
+step "installing Debian dependencies"
+"$repo_root/packaging/install-deps.sh" || die "packaging/install-deps.sh failed"
+
+# ccache makes re-runs cheap; a fresh machine gets it from install-deps.sh.
+launcher=()
+if command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+
+step "configuring and building the default preset (build/)"
+cmake --preset default "${launcher[@]}" || die "cmake --preset default failed"
+cmake --build --preset default -j "$build_jobs" || die "the default build failed"
+
+step "configuring and building the fuzz preset (build-fuzz/)"
+cmake --preset fuzz "${launcher[@]}" || die "cmake --preset fuzz failed"
+cmake --build --preset fuzz -j "$build_jobs" || die "the fuzz build failed"
+
+mkdir -p "$log_dir"
+
+# Runs one CTest preset, keeping its full output in the log directory; returns CTest's status.
+runCtestPreset() {
+  local preset=$1
+  shift
+  step "ctest --preset $preset $*"
+  ctest --preset "$preset" -j "$test_jobs" --timeout 900 "$@" 2>&1 | tee "$log_dir/ctest-$preset.log"
+  return "${PIPESTATUS[0]}"
+}
+
+runCtestPreset default
+default_status=$?
+# --no-tests=error: a fuzz build without fuzz targets is a failure, not an empty success.
+runCtestPreset fuzz --no-tests=error
+fuzz_status=$?
+
+# CTest's own summary lines (pass ratio, label times, failed tests), for both runs.
+summarize() {
+  local preset=$1 status=$2
+  echo "-- ctest --preset $preset: exit status $status"
+  sed -n -e '/tests passed/p' -e '/^Total Test time/p' -e '/The following tests/,$p' \
+    "$log_dir/ctest-$preset.log" | grep -v '^Errors while running CTest' || true
+}
+step "summary (full logs in $log_dir)"
+summarize default "$default_status"
+summarize fuzz "$fuzz_status"
+echo "-- total time: $(elapsed)"
+
+if [ "$default_status" -ne 0 ] || [ "$fuzz_status" -ne 0 ]; then
+  echo "test-all: FAILED" >&2
+  exit 1
+fi
+echo "test-all: all tests passed"

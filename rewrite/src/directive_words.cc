@@ -1,0 +1,44 @@
+#include "directive_words.h"
+
+#include <cctype>
+
+namespace kbatch::rewrite::detail {
+
+std::optional<std::vector<Word>> splitDirectiveWords(std::string_view text, std::string* problem) {
+  std::vector<Word> words;
+  std::size_t i = 0;
+  auto blank = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+  while (i < text.size()) {
+    while (i < text.size() && blank(text[i])) ++i;
+    if (i >= text.size()) break;
+    if (text[i] == '#') break;  // trailing comment
+    Word word{{}, i, i};
+    while (i < text.size() && !blank(text[i])) {
+      char c = text[i];
+      if (c == '"' || c == '\'') {
+        std::size_t close = text.find(c, i + 1);
+        if (close == std::string_view::npos) {
+          *problem = std::string("unmatched ") + c + " quote";
+          return std::nullopt;
+        }
+        word.text.append(text.substr(i + 1, close - i - 1));
+        i = close + 1;
+      } else if (c == '\\') {
+        if (i + 1 >= text.size()) {
+          *problem = "a backslash at the end of the directive";
+          return std::nullopt;
+        }
+        word.text += text[i + 1];
+        i += 2;
+      } else {
+        word.text += c;
+        ++i;
+      }
+    }
+    word.end = i;
+    words.push_back(std::move(word));
+  }
+  return words;
+}
+
+}  // namespace kbatch::rewrite::detail

@@ -1,0 +1,243 @@
+// The parent side of the privileged core: prepare the child's data, clone(2) into new
+// namespaces, relay signals to the container's init, enforce the walltime, collect the reports.
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "linux/core.h"
+
+namespace kbatch::runner::core {
+namespace {
+
+/// Owns every string and array the ChildProgram points into; lives on the parent's stack until
+/// the container has ended.
+class ChildProgramStorage {
+ public:
+  const char* keep(std::string text) { return strings_.emplace_back(std::move(text)).c_str(); }
+
+  std::deque<std::string> strings_;
+  std::deque<std::vector<ChildPath>> path_lists_;
+  std::vector<ChildPath> mount_points_;
+  std::vector<const char*> device_sources_, device_targets_;
+  std::vector<ChildBind> binds_;
+  std::vector<ChildFile> files_;
+  std::vector<char*> argv_, envp_;
+  std::vector<const char*> exec_candidates_;
+};
+
+std::string inNewRoot(const std::string& container_path) {
+  return container_path == "/" ? std::string("/newroot") : "/newroot" + container_path;
+}
+
+std::string inOldRoot(const std::string& host_path) {
+  return host_path == "/" ? std::string("/oldroot") : "/oldroot" + host_path;
+}
+
+std::string idMapLine(unsigned inside, unsigned outside) {
+  return std::to_string(inside) + " " + std::to_string(outside) + " 1\n";
+}
+
+void prepare(const LaunchPlan& plan, ChildProgramStorage& storage, ChildProgram& program) {
+  program.uid_map = storage.keep(idMapLine(plan.inside_uid, plan.outside_uid));
+  program.gid_map = storage.keep(idMapLine(plan.inside_gid, plan.outside_gid));
+  program.image_source = storage.keep(inOldRoot(plan.image_root));
+  program.root_mode = plan.root_mode;
+  // Image paths with ',' ':' or '\\' are refused by buildLaunchPlan: no escaping is needed.
+  program.overlay_options = storage.keep("lowerdir=" + inOldRoot(plan.image_root) +
+                                         ",upperdir=/upper,workdir=/work");
+  program.image_remount_flags = plan.image_remount_flags;
+  for (const auto& point : plan.mount_points) {
+    storage.mount_points_.push_back({storage.keep("/upper" + point.container_path),
+                                     point.directory});
+  }
+  program.mount_points = storage.mount_points_.data();
+  program.mount_point_count = storage.mount_points_.size();
+  program.mount_sys = plan.mount_sys;
+  program.sys_remount_flags = plan.sys_remount_flags;
+  for (const auto& device : plan.devices) {
+    storage.device_sources_.push_back(storage.keep("/oldroot/dev/" + device));
+    storage.device_targets_.push_back(storage.keep("/newroot/dev/" + device));
+  }
+  program.device_sources = storage.device_sources_.data();
+  program.device_targets = storage.device_targets_.data();
+  program.device_count = plan.devices.size();
+  for (const auto& bind : plan.binds) {
+    auto& create = storage.path_lists_.emplace_back();
+    for (const auto& point : bind.create_first) {
+      create.push_back({storage.keep(inNewRoot(point.container_path)), point.directory});
+    }
+    storage.binds_.push_back({storage.keep(inOldRoot(bind.host_source)),
+                              storage.keep(inNewRoot(bind.container_target)), create.data(),
+                              create.size(), bind.read_only, bind.remount_flags});
+  }
+  program.binds = storage.binds_.data();
+  program.bind_count = storage.binds_.size();
+  for (const auto& file : plan.files) {
+    storage.files_.push_back({storage.keep(inNewRoot(file.path)), file.content.data(),
+                              file.content.size(), static_cast<mode_t>(file.mode)});
+  }
+  program.files = storage.files_.data();
+  program.file_count = storage.files_.size();
+  program.workdir = plan.workdir.c_str();
+  for (const auto& arg : plan.argv) storage.argv_.push_back(const_cast<char*>(arg.c_str()));
+  storage.argv_.push_back(nullptr);
+  for (const auto& entry : plan.environment) {
+    storage.envp_.push_back(const_cast<char*>(entry.c_str()));
+  }
+  storage.envp_.push_back(nullptr);
+  program.argv = storage.argv_.data();
+  program.envp = storage.envp_.data();
+  for (const auto& candidate : plan.exec_candidates) {
+    storage.exec_candidates_.push_back(candidate.c_str());
+  }
+  program.exec_candidates = storage.exec_candidates_.data();
+  program.exec_candidate_count = storage.exec_candidates_.size();
+  program.seccomp.len = static_cast<unsigned short>(plan.seccomp_program.size());
+  program.seccomp.filter = const_cast<sock_filter*>(plan.seccomp_program.data());
+  if (plan.memory_bytes) {
+    program.limit_memory = true;
+    program.memory_limit.rlim_cur = program.memory_limit.rlim_max =
+        static_cast<rlim_t>(*plan.memory_bytes);
+  }
+}
+
+/// clone(2) with fork semantics (no new stack: the child continues on a copy of ours), as
+/// bubblewrap's raw_clone does; glibc's clone() wrapper wants a separate stack.
+pid_t cloneIntoNamespaces() noexcept {
+  unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | SIGCHLD;
+  return static_cast<pid_t>(syscall(SYS_clone, flags, 0, 0, 0, 0));
+}
+
+double monotonicSeconds() noexcept {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+}
+
+/// Waits for the init, relaying the forwarded signals and enforcing the walltime. Returns the
+/// init's wait status.
+int superviseInit(const ChildProgram& program, pid_t init, const LaunchPlan& plan,
+                  bool* walltime_exceeded) noexcept {
+  bool has_deadline = plan.walltime_s.has_value();
+  double deadline = has_deadline ? monotonicSeconds() + static_cast<double>(*plan.walltime_s) : 0;
+  bool sent_term = false;
+  for (;;) {
+    siginfo_t info{};
+    int signal_number;
+    if (has_deadline) {
+      double remaining = deadline - monotonicSeconds();
+      if (remaining < 0) remaining = 0;
+      timespec timeout{static_cast<time_t>(remaining),
+                       static_cast<long>((remaining - static_cast<double>(
+                                                          static_cast<time_t>(remaining))) * 1e9)};
+      signal_number = sigtimedwait(&program.forwarded_signals, &info, &timeout);
+      if (signal_number < 0 && errno == EAGAIN) {
+        // Past the walltime: SIGTERM (the init relays it to the job), then SIGKILL to the init,
+        // which takes the whole PID namespace with it.
+        *walltime_exceeded = true;
+        if (!sent_term) {
+          kill(init, SIGTERM);
+          sent_term = true;
+          deadline = monotonicSeconds() + kWalltimeGraceSeconds;
+        } else {
+          kill(init, SIGKILL);
+          has_deadline = false;
+        }
+        continue;
+      }
+    } else {
+      signal_number = sigwaitinfo(&program.forwarded_signals, &info);
+    }
+    if (signal_number < 0) continue;  // EINTR
+    if (signal_number == SIGCHLD) {
+      int status = 0;
+      pid_t reaped = waitpid(init, &status, WNOHANG);
+      if (reaped == init) return status;
+      continue;
+    }
+    // The terminal's signals (SI_KERNEL) already reached the job through its process group.
+    if (info.si_code != SI_KERNEL) kill(init, signal_number);
+  }
+}
+
+void readReports(int fd, LaunchResult& result) noexcept {
+  Report record;
+  for (;;) {
+    ssize_t n = read(fd, &record, sizeof record);
+    if (n < 0 && errno == EINTR) continue;
+    if (n != static_cast<ssize_t>(sizeof record)) return;
+    if (record.kind == Report::kStepFailed && result.failed_step == Step::kNone) {
+      result.failed_step = static_cast<Step>(record.step);
+      result.failed_errno = record.error;
+      result.failed_detail = record.detail;
+    } else if (record.kind == Report::kJobEnded) {
+      result.job_status_known = true;
+      result.job_wait_status = record.detail;
+    }
+  }
+}
+
+}  // namespace
+
+LaunchResult launchAndWait(const LaunchPlan& plan) {
+  ChildProgramStorage storage;
+  ChildProgram program;
+  prepare(plan, storage, program);
+  program.empty_capabilities = cap_init();  // all sets empty
+  LaunchResult result;
+  if (program.empty_capabilities == nullptr) {
+    result.failed_step = Step::kDropCapabilities;
+    result.failed_errno = errno;
+    return result;
+  }
+
+  // Block the forwarded signals and SIGCHLD before clone so that none is lost: both kbatch and the
+  // init take them with sigwaitinfo. SIGCHLD must not be ignored or waitpid would find no child.
+  sigemptyset(&program.forwarded_signals);
+  for (int signal_number : kForwardedSignals) sigaddset(&program.forwarded_signals, signal_number);
+  sigaddset(&program.forwarded_signals, SIGCHLD);
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  sigemptyset(&default_action.sa_mask);
+  sigaction(SIGCHLD, &default_action, &program.job_sigchld_action);
+  sigprocmask(SIG_BLOCK, &program.forwarded_signals, &program.job_signal_mask);
+
+  int report_pipe[2];
+  if (pipe2(report_pipe, O_CLOEXEC) != 0) {
+    result.failed_step = Step::kClone;
+    result.failed_errno = errno;
+  } else {
+    program.report_fd = report_pipe[1];
+    pid_t init = cloneIntoNamespaces();
+    if (init == 0) {
+      close(report_pipe[0]);
+      runContainerInit(program);
+    }
+    close(report_pipe[1]);
+    if (init < 0) {
+      result.failed_step = Step::kClone;
+      result.failed_errno = errno;
+    } else {
+      result.init_wait_status = superviseInit(program, init, plan, &result.walltime_exceeded);
+      readReports(report_pipe[0], result);
+    }
+    close(report_pipe[0]);
+  }
+
+  sigprocmask(SIG_SETMASK, &program.job_signal_mask, nullptr);
+  sigaction(SIGCHLD, &program.job_sigchld_action, nullptr);
+  cap_free(program.empty_capabilities);
+  return result;
+}
+
+}  // namespace kbatch::runner::core

@@ -1,0 +1,127 @@
+#include "kbatch/runner/seccomp_filter.h"
+
+#include <gtest/gtest.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "kbatch/common/error.h"
+
+namespace kbatch::runner {
+namespace {
+
+using policy::SeccompAction;
+using policy::SeccompProfile;
+
+bool contains(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+/// Loads `filter` in a forked child and returns what `probe` returned there (its exit status).
+template <typename Probe>
+int runUnderFilter(const CompiledSeccompFilter& filter, Probe probe) {
+  pid_t child = fork();
+  if (child == 0) {
+    sock_fprog program{static_cast<unsigned short>(filter.program.size()),
+                       const_cast<sock_filter*>(filter.program.data())};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) _exit(200);
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0) _exit(201);
+    _exit(probe());
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
+}
+
+TEST(SeccompFilter, DefaultProfileCompilesAndNamesWhatItDenies) {
+  CompiledSeccompFilter filter = compileSeccompFilter(policy::defaultSeccompProfile());
+  EXPECT_GT(filter.program.size(), 10u);
+  for (const char* name : {"mount", "unshare", "setns", "keyctl", "bpf", "ptrace",
+                           "perf_event_open", "open_by_handle_at", "userfaultfd", "kexec_load"}) {
+    EXPECT_TRUE(contains(filter.applied_syscalls, name)) << name;
+  }
+  EXPECT_FALSE(filter.architectures.empty());
+}
+
+TEST(SeccompFilter, DefaultProfileDeniesWithEpermAndAllowsTheRest) {
+  CompiledSeccompFilter filter = compileSeccompFilter(policy::defaultSeccompProfile());
+  EXPECT_EQ(runUnderFilter(filter, [] {
+              long rc = syscall(SYS_keyctl, 0, 0, 0, 0, 0);
+              return rc == -1 && errno == EPERM ? 0 : 1;
+            }), 0);
+  EXPECT_EQ(runUnderFilter(filter, [] {
+              return syscall(SYS_unshare, 0) == -1 && errno == EPERM ? 0 : 1;
+            }), 0);
+  EXPECT_EQ(runUnderFilter(filter, [] { return getpid() > 0 && getppid() > 0 ? 0 : 1; }), 0);
+}
+
+TEST(SeccompFilter, CustomErrnoAndArgumentComparisons) {
+  SeccompProfile profile;
+  profile.default_action = SeccompAction::kAllow;
+  profile.rules.push_back({{"getppid"}, SeccompAction::kErrno, 42, {}, "test: fixed errno"});
+  // dup(0) is denied, dup(1) allowed: the argument comparison is compiled in.
+  profile.rules.push_back({{"dup"}, SeccompAction::kErrno, EPERM,
+                           {{0, 0, 0, "SCMP_CMP_EQ"}}, "test: argument"});
+  CompiledSeccompFilter filter = compileSeccompFilter(profile);
+  EXPECT_EQ(runUnderFilter(filter, [] {
+              return syscall(SYS_getppid) == -1 && errno == 42 ? 0 : 1;
+            }), 0);
+  EXPECT_EQ(runUnderFilter(filter, [] {
+              bool zero_denied = dup(0) == -1 && errno == EPERM;
+              bool one_allowed = dup(1) >= 0;
+              return zero_denied && one_allowed ? 0 : 1;
+            }), 0);
+}
+
+TEST(SeccompFilter, DefaultDenyProfileWithAllowList) {
+  SeccompProfile profile;
+  profile.default_action = SeccompAction::kErrno;
+  profile.default_errno_ret = EACCES;
+  profile.rules.push_back({{"exit_group", "exit", "getpid", "write"}, SeccompAction::kAllow, 0, {},
+                           "test"});
+  CompiledSeccompFilter filter = compileSeccompFilter(profile);
+  EXPECT_EQ(runUnderFilter(filter, [] {
+              bool denied = syscall(SYS_getppid) == -1 && errno == EACCES;
+              return denied && syscall(SYS_getpid) > 0 ? 0 : 1;
+            }), 0);
+}
+
+TEST(SeccompFilter, UnknownSyscallNamesAreSkippedAndListed) {
+  SeccompProfile profile;
+  profile.rules.push_back({{"not_a_syscall_kbatch", "bpf"}, SeccompAction::kErrno, EPERM, {}, "t"});
+  CompiledSeccompFilter filter = compileSeccompFilter(profile);
+  EXPECT_TRUE(contains(filter.skipped_syscalls, "not_a_syscall_kbatch"));
+  EXPECT_TRUE(contains(filter.applied_syscalls, "bpf"));
+}
+
+TEST(SeccompFilter, ForeignArchitecturesAreLeftOut) {
+  SeccompProfile profile;
+  profile.architectures = {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"};
+  profile.rules.push_back({{"bpf"}, SeccompAction::kErrno, EPERM, {}, "t"});
+  CompiledSeccompFilter filter = compileSeccompFilter(profile);
+#if defined(__x86_64__)
+  EXPECT_TRUE(contains(filter.architectures, "SCMP_ARCH_X86"));
+  EXPECT_FALSE(contains(filter.architectures, "SCMP_ARCH_AARCH64"));
+#endif
+}
+
+TEST(SeccompFilter, BadOperatorIsAnErrorNamingTheRule) {
+  SeccompProfile profile;
+  profile.rules.push_back({{"dup"}, SeccompAction::kErrno, EPERM, {{0, 0, 0, "SCMP_CMP_SOMETIMES"}},
+                           "t"});
+  try {
+    compileSeccompFilter(profile);
+    FAIL() << "accepted an unknown operator";
+  } catch (const Error& error) {
+    EXPECT_NE(error.oneLine().find("SCMP_CMP_SOMETIMES"), std::string::npos);
+    EXPECT_NE(error.oneLine().find("dup"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace kbatch::runner
