@@ -1,7 +1,7 @@
 #!/bin/bash
 # Dependency-image benchmark: cold `closure` build and warm (cached) lookup, for a.out from
-# examples/fib.cpp and for /usr/bin/python3, against a peer measured in the same run: `cp -a
-# --parents` of exactly the files and links the image holds (what a hand-made closure costs).
+# examples/fib.cpp and for /usr/bin/python3, against a peer measured in the same run: a `tar`
+# pipe copying exactly the files and links the image holds (what a hand-made closure costs).
 # Targets (issue 5): warm < 0.5 s, cold closure < 2 s.
 #   bench/deps_bench.sh [KBATCH]   (default: build-deps/kbatch, else build/kbatch)
 set -euo pipefail
@@ -19,7 +19,7 @@ trap 'rm -rf "$work"' EXIT
 g++ -O2 -o "$work/a.out" "$here/examples/fib.cpp"
 
 mean() { jq -r '.results[0].mean' "$1"; }
-printf '%-18s %12s %12s %12s %14s %10s\n' binary files cold_s warm_s cp_peer_s cold/cp
+printf '%-18s %12s %12s %12s %14s %10s\n' binary files cold_s warm_s tar_peer_s cold/tar
 for binary in "$work/a.out" /usr/bin/python3; do
   name=$(basename "$binary")
   cache="$work/cache-$name"
@@ -37,7 +37,7 @@ for binary in "$work/a.out" /usr/bin/python3; do
   files=$(wc -l <"$work/list")
   hyperfine --style none --warmup 1 --runs 10 --prepare "rm -rf '$work/peer'; mkdir '$work/peer'" \
     --export-json "$work/peer.json" \
-    "xargs -a '$work/list' -d '\n' cp -a --parents -t '$work/peer'" >/dev/null
+    "tar -cf - --absolute-names -T '$work/list' | tar -xf - -C '$work/peer'" >/dev/null
   cold=$(mean "$work/cold.json") warm=$(mean "$work/warm.json") peer=$(mean "$work/peer.json")
   printf '%-18s %12s %12.3f %12.3f %14.3f %10.2f\n' "$name" "$files" "$cold" "$warm" "$peer" \
     "$(echo "$cold / $peer" | bc -l)"

@@ -19,7 +19,10 @@ echo "building the benchmark image..."
 for i in 1 2 3; do mkdir -p "$WORK/layer$i"; done
 cp -a /usr/share/doc "$WORK/layer1/doc"
 cp -a /usr/share/locale "$WORK/layer1/locale" 2>/dev/null || true
-mkdir -p "$WORK/layer2/lib" && find /usr/lib/x86_64-linux-gnu -maxdepth 1 -name '*.so*' -type f -size +200k | head -60 | xargs -I{} cp {} "$WORK/layer2/lib/"
+mkdir -p "$WORK/layer2/lib"
+# (head closes the pipe early; that SIGPIPE is not a failure)
+{ find /usr/lib/x86_64-linux-gnu -maxdepth 1 -name '*.so*' -type f -size +200k || true; } | head -60 > "$WORK/libs.txt" || true
+xargs -a "$WORK/libs.txt" -I{} cp {} "$WORK/layer2/lib/"
 head -c 100000000 /dev/urandom > "$WORK/layer3/random.bin"
 export KBATCH_CACHE=$WORK/store
 
@@ -27,10 +30,12 @@ export KBATCH_CACHE=$WORK/store
 ref=docker://$REGISTRY/bench/multilayer:1
 umoci init --layout "$WORK/oci" >/dev/null
 umoci new --image "$WORK/oci:img" >/dev/null
-umoci unpack --rootless --image "$WORK/oci:img" "$WORK/bundle" >/dev/null
 for i in 1 2 3; do
-  cp -a "$WORK/layer$i/." "$WORK/bundle/rootfs/"
-  umoci repack --image "$WORK/oci:img" "$WORK/bundle" >/dev/null
+  # A fresh unpack per layer, so that umoci diffs against the layers below (one layer each).
+  umoci unpack --rootless --image "$WORK/oci:img" "$WORK/bundle$i" >/dev/null
+  cp -a "$WORK/layer$i/." "$WORK/bundle$i/rootfs/"
+  umoci repack --image "$WORK/oci:img" "$WORK/bundle$i" >/dev/null
+  rm -rf "$WORK/bundle$i"
 done
 skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/oci:img" "$ref"
 layers=$(skopeo inspect --raw --tls-verify=false "$ref" | python3 -c 'import json,sys; print(" ".join(l["digest"][7:] for l in json.load(sys.stdin)["layers"]))')
@@ -40,11 +45,16 @@ hex=${digest#sha256:}
 
 echo
 echo "== 1. unpack ($(du -sh "$WORK/store/blobs" | cut -f1) of blobs, $RUNS runs each)"
+# The peer: GNU tar extracting the same blobs in order, then syncing (kbatch syncs before it
+# publishes a root).
+cat > "$WORK/tarx.sh" <<TARX
+mkdir -p "$WORK/tarx"
+for layer in $layers; do tar -xzf "$WORK/store/blobs/sha256/\$layer" -C "$WORK/tarx"; done
+sync -f "$WORK/tarx/."
+TARX
 hyperfine --runs "$RUNS" --export-json "$WORK/unpack.json" \
   --prepare "rm -rf $WORK/store/roots/$hex $WORK/tarx; sync" \
-  "$KBATCH -q pull --insecure $ref" \
-  --prepare "rm -rf $WORK/store/roots/$hex $WORK/tarx; sync" \
-  "mkdir -p $WORK/tarx && for l in $layers; do tar -xzf $WORK/store/blobs/sha256/\$l -C $WORK/tarx; done; sync -f $WORK/tarx/."
+  "$KBATCH -q pull --insecure $ref" "bash $WORK/tarx.sh"
 python3 - "$WORK/unpack.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]

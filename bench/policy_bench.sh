@@ -6,10 +6,10 @@
 # Target: < 1 ms per job. (`kbatch exec` does not read the policy yet; once it does, time
 # `kbatch exec` the same way.)
 set -euo pipefail
-build=${1:-$(dirname "$0")/../build}
-build=$(cd "$build" && pwd)
-source_dir=$(cd "$(dirname "$0")/.. && pwd)
-kbatch=$build/kbatch
+here=$(dirname "$0")
+source_dir=$(cd "$here/.." && pwd)
+build=$(cd "${1:-$source_dir/build}" && pwd)
+kbatch=${KBATCH:-$build/kbatch}
 [ -x "$kbatch" ] || { echo "policy_bench: no kbatch in $build" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "policy_bench: hyperfine is not installed" >&2; exit 1; }
 

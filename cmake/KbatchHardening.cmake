@@ -5,6 +5,12 @@ if(NOT KBATCH_SANITIZE AND NOT KBATCH_FUZZ)
 endif()
 add_link_options(-Wl,-z,relro,-z,now)
 
+if(KBATCH_FUZZ)
+  # Instrument every kbatch library for coverage so libFuzzer sees the code it exercises; the
+  # fuzz targets themselves add -fsanitize=fuzzer to get libFuzzer's main.
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
+
 if(KBATCH_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)

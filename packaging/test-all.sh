@@ -34,13 +34,23 @@ if command -v ccache >/dev/null; then
   launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
 
-step "configuring and building the default preset (build/)"
-cmake --preset default "${launcher[@]}" || die "cmake --preset default failed"
-cmake --build --preset default -j "$build_jobs" || die "the default build failed"
+# Builds a preset, keeping going past a failed target so that the tests of everything else still run
+# (and show what works); a failed build still fails the whole run.
+buildPreset() {
+  local preset=$1 keep_going=()
+  step "configuring and building the $preset preset"
+  cmake --preset "$preset" "${launcher[@]}" || die "cmake --preset $preset failed"
+  case $(sed -n "s/^CMAKE_GENERATOR:INTERNAL=//p" "$(presetBinaryDir "$preset")/CMakeCache.txt") in
+    "Unix Makefiles") keep_going=(-- -k) ;;
+    Ninja) keep_going=(-- -k 0) ;;
+  esac
+  cmake --build --preset "$preset" -j "$build_jobs" "${keep_going[@]}"
+}
+presetBinaryDir() { if [ "$1" = default ]; then echo "$repo_root/build"; else echo "$repo_root/build-$1"; fi; }
 
-step "configuring and building the fuzz preset (build-fuzz/)"
-cmake --preset fuzz "${launcher[@]}" || die "cmake --preset fuzz failed"
-cmake --build --preset fuzz -j "$build_jobs" || die "the fuzz build failed"
+build_failures=()
+buildPreset default || build_failures+=(default)
+buildPreset fuzz || build_failures+=(fuzz)
 
 mkdir -p "$log_dir"
 
@@ -69,9 +79,10 @@ summarize() {
 step "summary (full logs in $log_dir)"
 summarize default "$default_status"
 summarize fuzz "$fuzz_status"
+if [ ${#build_failures[@]} -ne 0 ]; then echo "-- BUILD FAILED for preset(s): ${build_failures[*]} (see the compiler errors above)"; fi
 echo "-- total time: $(elapsed)"
 
-if [ "$default_status" -ne 0 ] || [ "$fuzz_status" -ne 0 ]; then
+if [ ${#build_failures[@]} -ne 0 ] || [ "$default_status" -ne 0 ] || [ "$fuzz_status" -ne 0 ]; then
   echo "test-all: FAILED" >&2
   exit 1
 fi

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "command.h"
+#include "kbatch/common/exit_codes.h"
 #include "kbatch/common/log.h"
 #include "kbatch/image/dependency_image.h"
 #include "kbatch/image/reference.h"

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "kbatch/common/exit_codes.h"
 #include "kbatch/image/deps.h"
 
 namespace kbatch::cli {

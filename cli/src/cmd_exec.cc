@@ -251,8 +251,8 @@ void runExec(ExecCommand& command, int* exit_code) {
   launch.clean_env = command.flags.clean_env;
   launch.writable_tmpfs = command.flags.writable_tmpfs;
   launch.fakeroot = command.flags.fakeroot;
-  launch.shell = job.command.front();
   if (command.job_body) {
+    launch.shell = job.command.front();  // contract 2: `-- <SHELL>`
     if (*command.job_body != "base64") {
       throw Error("parse --job-body", *command.job_body, "unknown encoding",
                   "the only encoding is base64 (--job-body=base64)");

@@ -56,8 +56,12 @@ JobSpec jobFromScript(const std::string& path) {
 
 void runManifest(ManifestState& state, int* exit_code) {
   // CLI11 fills SCRIPT with the first word after `--` when no script was named: a script and a
-  // command together are not a valid call, so that word belongs to the command.
-  if (state.script && !state.command.empty()) {
+  // command together are not a valid call, and with --image a word that names no file is the
+  // command, so that word belongs to the command.
+  std::error_code ignored;
+  const bool script_is_a_file =
+      state.script && std::filesystem::is_regular_file(*state.script, ignored);
+  if (state.script && (!state.command.empty() || (state.exec.image && !script_is_a_file))) {
     state.command.insert(state.command.begin(), *state.script);
     state.script.reset();
   }

@@ -45,7 +45,8 @@ KBATCH_REGISTER_COMMAND(qsub, 33, [](CLI::App& app, const kbatch::cli::GlobalOpt
     kbatch::rewrite::QsubWrapperOptions options;
     options.qsub_path = kbatch::rewrite::findRealQsub(command->qsub_path, std::getenv("KBATCH_QSUB"),
                                                       path != nullptr ? path : "", self);
-    options.rewrite.kbatch_path = command->kbatch_path ? *command->kbatch_path : self;
+    options.rewrite.kbatch_path =
+        command->kbatch_path ? *command->kbatch_path : kbatch::rewrite::defaultKbatchPath();
     if (const char* prefix = std::getenv("PBS_DPREFIX")) options.pbs_dprefix = prefix;
     if (const char* tmpdir = std::getenv("TMPDIR"); tmpdir != nullptr && *tmpdir != '\0') {
       options.temporary_directory = tmpdir;

@@ -60,7 +60,7 @@ KBATCH_REGISTER_COMMAND(rewrite, 31, [](CLI::App& app, const kbatch::cli::Global
     }
     kbatch::rewrite::RewriteOptions rewrite_options;
     rewrite_options.kbatch_path =
-        command->kbatch_path ? *command->kbatch_path : kbatch::rewrite::currentExecutablePath();
+        command->kbatch_path ? *command->kbatch_path : kbatch::rewrite::defaultKbatchPath();
     auto result = kbatch::rewrite::rewriteJobScript(content, options, rewrite_options);
     kbatch::cli::writeAllToStdout(result.script);
     *exit_code = kbatch::exit_code::kOk;

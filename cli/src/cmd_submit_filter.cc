@@ -66,7 +66,7 @@ KBATCH_REGISTER_COMMAND(submit_filter, 32, [](CLI::App& app, const kbatch::cli::
     std::string script;
     try {
       options.rewrite.kbatch_path =
-          command->kbatch_path ? *command->kbatch_path : kbatch::rewrite::currentExecutablePath();
+          command->kbatch_path ? *command->kbatch_path : kbatch::rewrite::defaultKbatchPath();
       script = kbatch::rewrite::readAllStandardInput();
     } catch (const kbatch::Error& error) {
       // Without the script there is nothing to pass on, whatever the failure mode.

@@ -175,19 +175,23 @@ struct PackageMapping {
   std::vector<fs::path> unpackaged;  // resolved paths no package owns
 };
 
-PackageMapping mapToPackages(const std::vector<DependencyReport>& reports) {
+/// `first_is_job_binary`: the job's own binary is always copied, never looked up; its libraries
+/// are mapped like everything else's.
+PackageMapping mapToPackages(const std::vector<DependencyReport>& reports,
+                             bool first_is_job_binary) {
   std::vector<fs::path> wanted;
   std::vector<std::vector<fs::path>> chains;
   auto want = [&](const std::vector<fs::path>& chain) {
     chains.push_back(chain);
     wanted.insert(wanted.end(), chain.begin(), chain.end());
   };
-  for (const auto& report : reports) {
+  for (std::size_t i = 0; i < reports.size(); ++i) {
+    const DependencyReport& report = reports[i];
     for (const auto& missing : report.missingNames()) {
       throw Error("build dependency image", report.binary.string(),
                   "library " + missing + " not found on this host", {}, exit_code::kNotFound);
     }
-    want(followSymlinks(report.requested_path));
+    if (i > 0 || !first_is_job_binary) want(followSymlinks(report.requested_path));
     if (report.interpreter) want(report.interpreter_chain);
     for (const auto& library : report.libraries) want(library.symlink_chain);
     for (const auto& plugin : report.plugins) want(followSymlinks(plugin));
@@ -243,7 +247,7 @@ DependencyImage buildDependencyImageDetailed(const DependencyImageRequest& reque
   if (request.strategy == DependencyStrategy::kClosure) {
     for (const auto& report : inputs.reports) plan.addReport(report);
   } else {
-    PackageMapping mapping = mapToPackages(inputs.reports);
+    PackageMapping mapping = mapToPackages(inputs.reports, request.binary.has_value());
     if (!mapping.unpackaged.empty() && request.strategy == DependencyStrategy::kPackages) {
       std::string files;
       for (const auto& file : mapping.unpackaged) files += (files.empty() ? "" : ", ") + file.string();
@@ -258,7 +262,8 @@ DependencyImage buildDependencyImageDetailed(const DependencyImageRequest& reque
     }
     image.packages.assign(mapping.packages.begin(), mapping.packages.end());
     package_versions = detail::installedPackageVersions(image.packages);
-    // Whatever no package provides is copied from this host (auto only).
+    // The job's binary, and whatever no package provides (auto only), come from this host.
+    if (request.binary) plan.addPath(inputs.reports.front().requested_path);
     for (const auto& file : mapping.unpackaged) plan.addPath(file);
     for (const auto& report : inputs.reports) {
       for (const auto& library : report.libraries) {

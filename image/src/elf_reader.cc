@@ -88,6 +88,13 @@ std::vector<std::string> splitSearchPath(const std::string& value) {
 ElfInfo readFromHandle(Elf* elf, const std::string& name) {
   if (elf == nullptr) fail(name, std::string("libelf cannot open it: ") + elf_errmsg(-1));
   if (elf_kind(elf) != ELF_K_ELF) {
+    std::size_t size = 0;
+    const char* bytes = elf_rawfile(elf, &size);
+    if (bytes != nullptr && size >= EI_NIDENT && std::memcmp(bytes, ELFMAG, SELFMAG) == 0) {
+      fail(name, "ELF magic present but e_ident is invalid (class " +
+                     std::to_string(static_cast<unsigned char>(bytes[EI_CLASS])) + ", data " +
+                     std::to_string(static_cast<unsigned char>(bytes[EI_DATA])) + ")");
+    }
     fail(name, elf_kind(elf) == ELF_K_AR ? "it is an ar archive (a static library), not an ELF object"
                                          : "not an ELF file (no ELF magic)");
   }

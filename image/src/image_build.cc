@@ -126,6 +126,10 @@ class DirectoryPacker {
                                                                         archive_entry_free);
     archive_entry_copy_stat(entry.get(), &st);
     archive_entry_set_pathname(entry.get(), relative.c_str());
+    // Access and change times vary between packings of the same content; only mtime is kept.
+    archive_entry_unset_atime(entry.get());
+    archive_entry_unset_ctime(entry.get());
+    archive_entry_unset_birthtime(entry.get());
     // Images are owned by root inside the container, whoever built them.
     archive_entry_set_uid(entry.get(), 0);
     archive_entry_set_gid(entry.get(), 0);
@@ -188,6 +192,9 @@ LayerBlob packDirectoryLayer(const ImageStore& store, const fs::path& directory)
     CompressedSink compressed{fd.get(), Sha256(), 0, 0};
     WriterPtr gzip(archive_write_new());
     archive_write_add_filter_gzip(gzip.get());
+    // No timestamp in the gzip header: the same directory must give the same layer digest, so
+    // that a second push finds every blob in the registry.
+    archive_write_set_filter_option(gzip.get(), "gzip", "timestamp", nullptr);
     archive_write_set_format_raw(gzip.get());
     // No padding after the gzip stream: some readers reject trailing zeros.
     archive_write_set_bytes_per_block(gzip.get(), 0);

@@ -113,7 +113,7 @@ void unpackTarInto(const fs::path& tar_file, const fs::path& root) {
   // No ARCHIVE_EXTRACT_OWNER: every file belongs to the user building the image.
   archive_write_disk_set_options(
       writer.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                        ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+                        ARCHIVE_EXTRACT_SECURE_NODOTDOT);
   if (archive_read_open_filename(reader.get(), tar_file.c_str(), 1 << 16) != ARCHIVE_OK) {
     throw Error("unpack root filesystem", tar_file.string(), archive_error_string(reader.get()));
   }
@@ -124,6 +124,14 @@ void unpackTarInto(const fs::path& tar_file, const fs::path& root) {
     // Device nodes cannot be created unprivileged; the runner gives every job a fresh /dev.
     if (type == AE_IFCHR || type == AE_IFBLK || type == AE_IFIFO || type == AE_IFSOCK) continue;
     std::string name = archive_entry_pathname(entry);
+    // Names are made absolute under `root` below, so check them here: relative, no "..".
+    fs::path relative(name);
+    bool escapes = relative.is_absolute();
+    for (const auto& component : relative) escapes = escapes || component == "..";
+    if (escapes) {
+      throw Error("unpack root filesystem", tar_file.string(),
+                  "entry '" + name + "' is absolute or leaves the root");
+    }
     archive_entry_set_pathname(entry, (root / name).c_str());
     if (const char* hardlink = archive_entry_hardlink(entry)) {
       archive_entry_set_hardlink(entry, (root / hardlink).c_str());

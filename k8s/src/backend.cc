@@ -422,7 +422,7 @@ class PodRun {
             writeMessage("gave up following the log: " + error.oneLine());
             return;
           }
-          sleepFor(std::chrono::milliseconds(300));
+          sleepFor(std::chrono::milliseconds(100));
           continue;
         }
         writeMessage("cannot follow the log: " + error.oneLine());

@@ -108,7 +108,10 @@ class PolicyReader {
     if (!node.IsMap()) fail(node, section + ": expected a mapping, found " + typeName(node));
     std::map<std::string, std::pair<YAML::Node, YAML::Node>> entries;
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key_node = it->first;
+      // Copies: the iterator hands out a temporary pair, so a reference into it would dangle
+      // (found by fuzz_policy under ASan).
+      YAML::Node key_node = it->first;
+      YAML::Node value_node = it->second;
       if (!key_node.IsScalar()) fail(key_node, section + ": keys must be plain words");
       std::string key = key_node.Scalar();
       std::string name = section.empty() ? key : section + "." + key;
@@ -131,7 +134,7 @@ class PolicyReader {
         fail(key_node, "'" + name + "' is given twice (first at line " +
                            std::to_string(entries[key].first.Mark().line + 1) + ")");
       }
-      entries.emplace(key, std::make_pair(key_node, it->second));
+      entries.emplace(key, std::make_pair(key_node, value_node));
     }
     return entries;
   }
@@ -715,6 +718,9 @@ Policy parsePolicyText(std::string_view text, const std::string& name, const Loa
   }
   YAML::Node root;
   try {
+    // The event pass counts nodes with aliases expanded, and documents. It must run on every
+    // input: besides alias bombs, yaml-cpp 0.7 reads some malformed text (", x]" at the top) as an
+    // endless series of empty documents, and YAML::Load would return an empty policy for it.
     if (auto violation =
             detail::checkYamlLimits(text, options.max_yaml_nodes, options.max_aliases)) {
       throw Error(kLoadAction,

@@ -214,22 +214,23 @@ class ProfileReader {
 }  // namespace
 
 std::string writeOciSeccompJson(const SeccompProfile& profile) {
-  json root = json::object();
+  // Ordered as the OCI runtime spec lists the fields, for people reading the file.
+  nlohmann::ordered_json root = nlohmann::ordered_json::object();
   root["defaultAction"] = toOciName(profile.default_action);
   if (profile.default_action == SeccompAction::kErrno) {
     root["defaultErrnoRet"] = profile.default_errno_ret;
   }
   root["architectures"] = profile.architectures;
-  json syscalls = json::array();
+  nlohmann::ordered_json syscalls = nlohmann::ordered_json::array();
   for (const auto& rule : profile.rules) {
-    json entry = json::object();
+    nlohmann::ordered_json entry = nlohmann::ordered_json::object();
     entry["names"] = rule.names;
     entry["action"] = toOciName(rule.action);
     if (rule.action == SeccompAction::kErrno) entry["errnoRet"] = rule.errno_ret;
     if (!rule.args.empty()) {
-      json args = json::array();
+      nlohmann::ordered_json args = nlohmann::ordered_json::array();
       for (const auto& arg : rule.args) {
-        args.push_back({{"index", arg.index},
+        args.push_back(nlohmann::ordered_json{{"index", arg.index},
                         {"value", arg.value},
                         {"valueTwo", arg.value_two},
                         {"op", arg.op}});

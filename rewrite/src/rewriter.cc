@@ -173,6 +173,14 @@ std::string currentExecutablePath() {
   return path.string();
 }
 
+std::string defaultKbatchPath() {
+  std::filesystem::path self = currentExecutablePath();
+  std::filesystem::path sibling = self.parent_path() / "kbatch";
+  std::error_code error;
+  if (std::filesystem::is_regular_file(sibling, error)) return sibling.string();
+  return self.string();
+}
+
 RewriteResult rewriteJobScript(std::string_view content, const ParseOptions& parse_options,
                                const RewriteOptions& rewrite_options) {
   RewriteResult result;

@@ -664,7 +664,9 @@ class Kubelet:
                            "extra_groups": [g for g in pod["spec"].get("securityContext", {}).get(
                                "supplementalGroups", [])]}
         try:
-            process = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+            wants_stdin = bool(container.get("stdin"))
+            process = subprocess.Popen(argv, env=env, cwd=cwd,
+                                       stdin=subprocess.PIPE if wants_stdin else subprocess.DEVNULL,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                        start_new_session=True, **credentials)
         except OSError as error:
@@ -694,10 +696,11 @@ class Kubelet:
             status["containerStatuses"] = [container_status(c, {"running": {
                 "startedAt": running_since}}, ready=True, started=True)
                 for c in obj["spec"]["containers"]]
-        self.set_status(pod, running)
+        # The log is readable before the status says Running, as with a real kubelet.
         with log.cond:
             log.started = True
             log.cond.notify_all()
+        self.set_status(pod, running)
         readers = [threading.Thread(target=self.pump, args=(process.stdout, "stdout", log),
                                     daemon=True),
                    threading.Thread(target=self.pump, args=(process.stderr, "stderr", log),
@@ -1202,18 +1205,22 @@ class Handler(BaseHTTPRequestHandler):
         if namespace is not None and self.server.state.store.get("namespaces", namespace) is None:
             raise not_found("namespaces", namespace)
         watching = query.get("watch") in ("true", "1")
-        if method == "GET":
+        if method == "GET" and sub != "attach":
             verb = "watch" if watching else ("get" if name else "list")
         elif method == "POST" and not name:
             verb = "create"
         elif method == "DELETE" and name and not sub:
             verb = "delete"
+        elif method == "GET" and sub == "attach":
+            verb = "create"  # RBAC: attaching needs create on pods/attach
         else:
             raise ApiError(405, "MethodNotAllowed",
                            "the server does not allow this method on the requested resource")
         self.authorize(user, verb, resource if not sub else resource + "/" + sub, namespace)
         if resource == "pods" and sub == "log":
             return self.pod_log(namespace, name, query)
+        if resource == "pods" and sub == "attach" and method == "GET":
+            return self.pod_attach(namespace, name, query)
         if sub is not None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if verb == "create":
@@ -1528,6 +1535,126 @@ class Handler(BaseHTTPRequestHandler):
         except ConnectionAbortedError:
             self.cut_connection()
 
+    # --- attach over WebSocket (the channel.k8s.io protocols kubectl 1.30+ speaks)
+
+    def ws_send(self, opcode, payload):
+        header = bytes([0x80 | opcode])
+        size = len(payload)
+        if size < 126:
+            header += bytes([size])
+        elif size < 65536:
+            header += bytes([126]) + size.to_bytes(2, "big")
+        else:
+            header += bytes([127]) + size.to_bytes(8, "big")
+        with self.ws_lock:
+            self.wfile.write(header + payload)
+            self.wfile.flush()
+
+    def ws_read_frame(self):
+        head = self.rfile.read(2)
+        if len(head) < 2:
+            return None, b""
+        opcode = head[0] & 0x0F
+        size = head[1] & 0x7F
+        if size == 126:
+            size = int.from_bytes(self.rfile.read(2), "big")
+        elif size == 127:
+            size = int.from_bytes(self.rfile.read(8), "big")
+        mask = self.rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+        data = bytearray(self.rfile.read(size))
+        for index in range(len(data)):
+            data[index] ^= mask[index % 4]
+        return opcode, bytes(data)
+
+    def pod_attach(self, namespace, name, query):
+        state = self.server.state
+        pod = state.store.get("pods", (namespace, name))
+        if pod is None:
+            raise not_found("pods", name)
+        if "websocket" not in self.headers.get("Upgrade", "").lower():
+            raise ApiError(400, "BadRequest", "this test server attaches over WebSocket only")
+        offered = [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+        protocol = next((p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io") if p in offered),
+                        None)
+        if protocol is None:
+            raise ApiError(400, "BadRequest", "no supported channel protocol offered: %s"
+                           % offered)
+        log = state.kubelet.log_for(pod)
+        process = state.kubelet.processes.get(pod["metadata"]["uid"])
+        if log is None or not log.started or process is None:
+            raise ApiError(400, "BadRequest", 'container "%s" in pod "%s" is not running'
+                           % (pod["spec"]["containers"][0]["name"], name))
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.send_header("Sec-WebSocket-Protocol", protocol)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        self.ws_lock = threading.Lock()
+        wanted = set()
+        if query.get("stdout") in ("true", "1"):
+            wanted.add("stdout")
+        if query.get("stderr") in ("true", "1"):
+            wanted.add("stderr")
+
+        def pump_stdin():
+            while True:
+                try:
+                    opcode, data = self.ws_read_frame()
+                except OSError:
+                    opcode = None
+                if opcode is None or opcode == 8:
+                    break
+                if opcode == 9:
+                    self.ws_send(10, data)
+                    continue
+                if opcode in (1, 2) and data:
+                    channel, payload = data[0], data[1:]
+                    try:
+                        if channel == 0 and process.stdin and payload:
+                            process.stdin.write(payload)
+                            process.stdin.flush()
+                        elif channel == 255 and payload[:1] == b"\0" and process.stdin:
+                            process.stdin.close()  # v5: the client closed stdin
+                    except (OSError, ValueError):
+                        pass
+            try:
+                if process.stdin:
+                    process.stdin.close()
+            except (OSError, ValueError):
+                pass
+
+        if query.get("stdin") in ("true", "1"):
+            threading.Thread(target=pump_stdin, daemon=True).start()
+        index = 0
+        try:
+            # Like `docker attach --logs`: what the container wrote before the attach comes too.
+            while True:
+                with log.cond:
+                    while index >= len(log.lines) and not log.finished:
+                        log.cond.wait(0.25)
+                    batch = log.lines[index:]
+                    index = len(log.lines)
+                    done = log.finished
+                for _, stream, data in batch:
+                    if stream in wanted:
+                        self.ws_send(2, bytes([1 if stream == "stdout" else 2]) + data)
+                if done:
+                    break
+            process.wait()
+            # Attach (unlike exec) reports no exit code: the kubelet ends the stream with Success
+            # and clients read the exit code from the Pod's status.
+            status = {"metadata": {}, "status": "Success"}
+            self.ws_send(2, b"\x03" + json.dumps(status).encode())
+            self.ws_send(8, (1000).to_bytes(2, "big"))
+        except OSError:
+            pass
+
     # --- test controls
 
     def control(self, method, path, user):
@@ -1609,6 +1736,7 @@ class ApiServer(ThreadingHTTPServer):
         on the same port with the same objects: what clients see when the API server restarts
         while the kubelet keeps running the containers."""
         state = self.state
+        time.sleep(0.2)  # let the control request that asked for this get its answer
         self.socket.close()
         with state.store.lock:
             state.store.generation += 1

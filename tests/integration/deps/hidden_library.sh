@@ -10,7 +10,9 @@ kbatch=${1:?usage: hidden_library.sh KBATCH USER CC STRATEGY}
 user=${2:?}
 cc=${3:?}
 strategy=${4:?}
-work=$(mktemp -d /tmp/kbatch-deps-hidden-XXXXXX)
+# Not under /tmp: ch-run binds the host /tmp and kbatch mounts a fresh one, either would hide
+# the program copied into the image.
+work=$(mktemp -d /var/tmp/kbatch-deps-hidden-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
 as_user() { runuser -u "$user" -- env -u LD_LIBRARY_PATH KBATCH_CACHE="$work/cache" HOME="$work" "$@"; }
@@ -65,8 +67,9 @@ out=$(as_user ch-run "$root_runpath" -- /bin/bash -c 'echo shell ok')
 [ "$out" = "shell ok" ]
 echo "ch-run: both programs run from their $strategy images"
 
-# kbatch exec --from-binary, as the test user (builds or reuses its own closure image, run by kbatch's
-# own runtime). Run from / so that no host directory is bound over the image.
-out=$(cd / && as_user "$kbatch" -q exec --from-binary "$work/prog_runpath" -- "$work/prog_runpath")
+# kbatch exec with the image built at "submission", as the test user, run by kbatch's own
+# runtime. (`exec --from-binary` would resolve the binary again here, where the library is gone.)
+# Run from / so that no host directory is bound over the image.
+out=$(cd / && as_user "$kbatch" -q exec --image "$root_runpath" -- "$work/prog_runpath")
 [ "$out" = "result 42" ] || { echo "kbatch exec prog_runpath: '$out'"; exit 1; }
 echo "kbatch exec: prog_runpath runs from its image"

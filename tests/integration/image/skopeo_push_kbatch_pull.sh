@@ -10,10 +10,12 @@ umoci new --image "$layout:base"
 umoci unpack --rootless --image "$layout:base" "$WORK/bundle"
 make_rootfs "$WORK/bundle/rootfs"
 umoci repack --image "$layout:base" "$WORK/bundle"
-rm "$WORK/bundle/rootfs/data/remove-me"
-rm -r "$WORK/bundle/rootfs/data/sub"
-echo "added in layer 2" > "$WORK/bundle/rootfs/data/new.txt"
-umoci repack --image "$layout:base" "$WORK/bundle"
+# Layer 2 from a fresh unpack, so that umoci diffs against layer 1 (deletions become whiteouts).
+umoci unpack --rootless --image "$layout:base" "$WORK/bundle2"
+rm "$WORK/bundle2/rootfs/data/remove-me"
+rm -r "$WORK/bundle2/rootfs/data/sub"
+echo "added in layer 2" > "$WORK/bundle2/rootfs/data/new.txt"
+umoci repack --image "$layout:base" "$WORK/bundle2"
 umoci config --image "$layout:base" --config.env "GREETING=hello" --config.workingdir /data
 ref=docker://$REGISTRY/interop/from-skopeo:1
 skopeo copy --quiet --dest-tls-verify=false "oci:$layout:base" "$ref"
@@ -42,6 +44,9 @@ compare_trees "$WORK/reference/rootfs" "$rootfs"
 "$KBATCH" pull --insecure --json "$ref" > "$WORK/pull2.json"
 [ "$(json_field blobs_downloaded < "$WORK/pull2.json")" = 0 ] || fail "second pull transferred blobs: $(cat "$WORK/pull2.json")"
 [ "$(json_field rootfs < "$WORK/pull2.json")" = "$rootfs" ] || fail "second pull unpacked again"
+
+# It runs: H-runner's `kbatch exec` resolves the reference through the store (no network).
+[ "$("$KBATCH" exec "$ref" -- /bin/cat /data/new.txt)" = "added in layer 2" ] || fail "kbatch exec of the pulled image failed"
 
 # images lists it (table and JSON); the config's settings are kept next to the root.
 "$KBATCH" images | grep -q "$REGISTRY/interop/from-skopeo:1" || fail "kbatch images does not list the image"

@@ -39,6 +39,13 @@ expect_in "out-1" "$work/run.out" "run output"
 expect_in "out-2" "$work/run.out" "run output"
 expect_in 'pod "kubectl-run" deleted' "$work/run.out" "run --rm"
 if k get pod kubectl-run >/dev/null 2>&1; then fail "run --rm left the Pod behind"; fi
+grep -q "falling back to streaming logs" "$work/run.err" && fail "kubectl could not attach: $(cat "$work/run.err")"
+
+echo "== run -i: stdin reaches the container through attach"
+echo piped-input | k run kubectl-stdin --rm -i --restart=Never --image=$image --override-type=strategic \
+  --overrides="$(restricted kubectl-stdin)" -- sh -c 'read line; echo got-$line' >"$work/stdin.out" 2>"$work/stdin.err" \
+  || { cat "$work/stdin.err" >&2; fail "kubectl run with stdin failed"; }
+expect_in "got-piped-input" "$work/stdin.out" "stdin through attach"
 
 echo "== Pod Security restricted refuses a default Pod"
 if k run insecure --restart=Never --image=$image -- true 2>"$work/insecure.err"; then

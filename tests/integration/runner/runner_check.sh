@@ -68,6 +68,10 @@ case $check in
     if [ "$runtime" = kbatch ]; then
       out=$(as_user "$KBATCH" run fib-binary.pbs) || fail "kbatch run fib-binary.pbs failed"
       expect "kbatch run fib-binary.pbs output (dependency image)" "$out" "0 1 1 2 3 5 "
+      out=$(base64 <<<'./a.out' |
+            as_user "$KBATCH" exec --job-body=base64 --from-binary a.out -- /bin/bash) ||
+        fail "kbatch exec --job-body --from-binary failed"
+      expect "rewritten-job form (--job-body, --from-binary)" "$out" "0 1 1 2 3 5 "
     fi
     ;;
   status)  # capabilities, no_new_privs and seccomp as the kernel reports them
@@ -84,7 +88,8 @@ case $check in
     expect "gid" "$(container id -g)" "$gid"
     ;;
   pid_namespace)  # host processes are invisible
-    as_user sleep 424242 &
+    # setpriv execs, so $! is the marker process itself; its output must not hold our pipes.
+    setpriv --reuid "$uid" --regid "$gid" --clear-groups sleep 424242 </dev/null >/dev/null 2>&1 &
     marker=$!
     sleep 0.2
     seen=$(container sh -c 'cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\0" " "')

@@ -194,6 +194,18 @@ TEST(HostilePolicyFile, DirectoryOrDeviceIsNotAPolicy) {
             std::string::npos);
 }
 
+TEST(HostilePolicyFile, MalformedTextIsNotReadAsAnEmptyPolicy) {
+  // yaml-cpp 0.7 reads this as endless empty documents (found by fuzz_policy); YAML::Load alone
+  // would return an empty node, i.e. the built-in defaults.
+  std::string error;
+  try {
+    testing::parse(", x]\nb: [*a, *a]\n");
+  } catch (const Error& e) {
+    error = e.oneLine();
+  }
+  EXPECT_NE(error.find("more than one YAML document"), std::string::npos) << error;
+}
+
 TEST(HostilePolicyFile, DeepNestingIsRefused) {
   std::string deep(5000, '[');
   std::string error;

@@ -50,7 +50,11 @@ std::optional<RewrittenScript> decodeRewrittenScript(std::string_view script,
 /// The shell that runs the body: -S, else the shebang's interpreter, else /bin/sh.
 std::string jobShell(const JobSpec& spec);
 
-/// The realpath of /proc/self/exe: the default kbatch path for rewritten scripts.
+/// The realpath of /proc/self/exe.
 std::string currentExecutablePath();
+
+/// The kbatch written into rewritten scripts by default: `kbatch` beside this executable (the
+/// lean `kbatch-submit` has no `exec` command), else this executable itself.
+std::string defaultKbatchPath();
 
 }  // namespace kbatch::rewrite

@@ -1,0 +1,42 @@
+#!/bin/bash
+# kbatch's own overhead per Pod against `kubectl run --rm -i --restart=Never` doing the same job
+# against the same k8s test server, in one run (hyperfine). The container's own run time is
+# measured too (the server's runtime running `true` directly) and subtracted for "own overhead".
+#   bench/k8s_overhead.sh BUILD_DIR [RUNTIME] [RUNS]    RUNTIME: kbatch (default) or host
+# Must run as root (the server's kubelet runs Pods as their runAsUser); kbatch runs as `kbtest`.
+set -euo pipefail
+build=$(cd "${1:?usage: k8s_overhead.sh BUILD_DIR [RUNTIME] [RUNS]}" && pwd)
+runtime=${2:-kbatch}
+runs=${3:-20}
+kbatch=${KBATCH:-$build/kbatch}
+here=$(cd "$(dirname "$0")" && pwd)
+tests=$here/../tests/integration/k8s
+state=$(mktemp -d /tmp/kbatch-k8s-bench.XXXXXX)
+chmod 755 "$state"
+trap '"$tests/stop-server.sh" "$state/server"; rm -rf "$state"' EXIT
+user=kbtest
+id "$user" >/dev/null
+"$tests/start-server.sh" "$state/server" "$kbatch" "$runtime" >/dev/null
+export KUBECONFIG=$state/server/kubeconfig
+uid=$(id -u $user)
+overrides=$(printf '{"spec":{"securityContext":{"runAsNonRoot":true,"runAsUser":%s,"runAsGroup":%s,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"kbench","securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"readOnlyRootFilesystem":true}}]}}' "$uid" "$uid")
+if [ "$runtime" = kbatch ]; then
+  container="runuser -u $user -- $kbatch exec --image $state/server/rootfs -- true"
+else
+  container="runuser -u $user -- true"
+fi
+hyperfine --shell=bash --warmup 2 --runs "$runs" --export-json "$state/result.json" \
+  -n container-alone "$container" \
+  -n kbatch "runuser -u $user -- env KUBECONFIG=$KUBECONFIG HOME=$state $kbatch k8s run --image kbatch.test/busybox:1 -- true" \
+  -n kubectl "kubectl --cache-dir $state/kcache run kbench --rm -i --restart=Never --image=kbatch.test/busybox:1 --override-type=strategic --overrides='$overrides' -- true"
+python3 - "$state/result.json" <<'PY'
+import json, sys
+results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+container = results["container-alone"]["median"]
+kb = results["kbatch"]["median"]
+kc = results["kubectl"]["median"]
+print("median seconds: container alone %.3f, kbatch %.3f, kubectl %.3f" % (container, kb, kc))
+print("kbatch / kubectl = %.2f (target <= 0.5)" % (kb / kc))
+print("kbatch's own overhead (kbatch - container alone) = %.0f ms (target < 50 ms)"
+      % ((kb - container) * 1000))
+PY
