@@ -19,7 +19,9 @@
 #include "kbatch/common/log.h"
 #include "kbatch/image/dependency_image.h"
 #include "kbatch/image/resolve.h"
+#include "kbatch/k8s/backend.h"
 #include "kbatch/policy/seccomp_profile.h"
+#include "site_policy.h"
 #include "kbatch/rewrite/encoding.h"
 #include "kbatch/rewrite/units.h"
 #include "kbatch/runner/job_environment.h"
@@ -144,18 +146,27 @@ void applyExecFlags(const ExecFlags& flags, JobSpec& job) {
 }
 
 runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) {
-  if (job.backend == Backend::kK8s) {
-    throw Error("run on backend", "k8s", "the Kubernetes backend is not available in this command yet",
-                "it is being built in issue 7; use --backend local (the default) meanwhile");
-  }
   const auto environment = runner::currentEnvironment();
   std::error_code ec;
   const fs::path cwd = fs::current_path(ec);
   if (ec) throw Error("find the current directory", "", ec.message());
 
+  // The policy refuses before anything is pulled, built or mounted.
+  const policy::Policy& site = sitePolicy();
+  policy::EvaluationContext context = policy::EvaluationContext::fromEnvironment();
+  context.fakeroot_requested = launch.fakeroot;
+  // Here --workdir names a directory inside the container, not a host path: the host directories
+  // a local job reaches are its binds, which the policy does check.
+  JobSpec checked = job;
+  checked.workdir.reset();
+  enforceSitePolicy(checked, context, "run job");
+
   runner::LaunchRequest request;
   if (job.image) {
-    request.image_root = image::resolveImageRoot(*job.image, image::ResolveOptions{});
+    image::ResolveOptions resolve;
+    resolve.insecure_registries = site.site.insecure_registries;
+    if (site.site.image_cache) resolve.site_image_cache = *site.site.image_cache;
+    request.image_root = image::resolveImageRoot(*job.image, resolve);
   } else {
     // No image named: a dependency image with the job's shell and binary (the paper's -B).
     image::DependencyImageRequest deps;
@@ -178,6 +189,9 @@ runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) 
     if (!shell_ec) request.argv.front() = real_shell.string();
   }
   request.binds = job.binds;
+  for (const auto& site_bind : policy::expandSiteBinds(site, context)) {
+    request.binds.push_back({site_bind.source, site_bind.destination, site_bind.read_only});
+  }
   addBatchBinds(job, environment, cwd, request.binds);
   request.workdir = job.workdir;
   auto overrides = job.env;
@@ -185,11 +199,11 @@ runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) 
   request.environment = runner::buildJobEnvironment(environment, launch.clean_env, overrides);
   request.writable_tmpfs = launch.writable_tmpfs;
   request.fakeroot = launch.fakeroot;
-  // The site policy's `fakeroot` setting is wired in by the lead (contract 5); a fakeroot user
-  // namespace grants nothing outside it (empty bounding set, no_new_privs).
-  request.fakeroot_allowed = true;
+  // Even where allowed, a fakeroot user namespace grants nothing outside it (empty bounding set,
+  // no_new_privs); the policy decides whether a site wants it at all.
+  request.fakeroot_allowed = site.fakerootAllowed();
   request.files = launch.files;
-  request.seccomp = policy::defaultSeccompProfile();
+  request.seccomp = policy::effectiveSeccompProfile(site);
   request.memory_bytes = job.resources.mem_bytes;
   request.walltime_s = job.resources.walltime_s;
   request.current_directory = cwd;
@@ -222,6 +236,29 @@ struct ExecCommand {
   std::vector<std::string> words;
 };
 
+/// The Kubernetes backend: the job's Pod on this batch host's node, with the site policy's
+/// namespace, node names, volume claims and seccomp profile.
+int runJobAsPod(JobSpec job, const std::optional<std::string>& job_body) {
+  const policy::Policy& site = sitePolicy();
+  const policy::EvaluationContext context = policy::EvaluationContext::fromEnvironment();
+  enforceSitePolicy(job, context, "run job");
+  if (job_body) {
+    // A Pod has no private file to hand over: the body travels as `SHELL -c BODY NAME`, which
+    // keeps $0 as the job's name.
+    const std::string shell = job.command.front();
+    job.command = {shell, "-c", *job_body, job.name.value_or("kbatch-job")};
+  }
+  k8s::K8sSettings settings;
+  settings.namespace_name = site.kubernetes.namespaceFor(context.user, context.groups);
+  settings.service_account = site.kubernetes.service_account;
+  settings.node_names = site.kubernetes.node_names;
+  settings.volumes = site.kubernetes.volumes;
+  if (!site.kubernetes.seccomp_localhost_profile.empty()) {
+    settings.seccomp_localhost_profile = site.kubernetes.seccomp_localhost_profile;
+  }
+  return k8s::runPodForJob(job, settings);
+}
+
 void runExec(ExecCommand& command, int* exit_code) {
   runner::refuseToRunSetuid();
   JobSpec job;
@@ -247,6 +284,7 @@ void runExec(ExecCommand& command, int* exit_code) {
   job.command = command_words;
   runner::fillBatchContext(job, runner::currentEnvironment());
 
+  std::optional<std::string> job_body;
   LocalLaunch launch;
   launch.clean_env = command.flags.clean_env;
   launch.writable_tmpfs = command.flags.writable_tmpfs;
@@ -263,7 +301,14 @@ void runExec(ExecCommand& command, int* exit_code) {
                   "rewrite the job script again with `kbatch rewrite`");
     }
     replaceStdinWithDevNull();
-    launch.files.push_back({kJobBodyPath, std::move(*body), 0700});
+    job_body = std::move(*body);
+  }
+  if (job.backend.value_or(sitePolicy().default_backend) == Backend::kK8s) {
+    *exit_code = runJobAsPod(job, job_body);
+    return;
+  }
+  if (job_body) {
+    launch.files.push_back({kJobBodyPath, std::move(*job_body), 0700});
     job.command.push_back(kJobBodyPath);  // <SHELL> <file>: $0 and `set -e` behave as before
   }
   finishLikeJob(runJobLocally(job, launch), exit_code);

@@ -90,7 +90,10 @@ std::optional<Credentials> parseAuthConfig(std::string_view document, std::strin
     throw Error("read registry credentials", std::string(origin), "field 'auths': expected an object");
   }
   std::string wanted = normalizeAuthKey(host);
-  for (const auto& [key, entry] : auths->items()) {
+  for (const auto& item : auths->items()) {
+    // Named references rather than a structured binding: clang 14 cannot capture bindings in lambdas.
+    const std::string& key = item.key();
+    const auto& entry = item.value();
     if (normalizeAuthKey(key) != wanted) continue;
     std::string field = "auths." + key;
     if (!entry.is_object()) {

@@ -82,9 +82,18 @@ SearchEnvironment describeSearchEnvironment() {
   // $LIB is the library directory of this ld.so build: "lib/x86_64-linux-gnu" on Debian.
   environment.lib = system_dirs.front().relative_path().string();
 #if defined(__x86_64__)
-  if (__builtin_cpu_supports("x86-64-v4")) environment.subdirectories.push_back("glibc-hwcaps/x86-64-v4");
-  if (__builtin_cpu_supports("x86-64-v3")) environment.subdirectories.push_back("glibc-hwcaps/x86-64-v3");
-  if (__builtin_cpu_supports("x86-64-v2")) environment.subdirectories.push_back("glibc-hwcaps/x86-64-v2");
+  // The x86-64 micro-architecture levels from their defining features: clang 14 has no
+  // __builtin_cpu_supports("x86-64-vN"), and both compilers know the individual features.
+  const bool level2 = __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("popcnt") &&
+                      __builtin_cpu_supports("ssse3");
+  const bool level3 = level2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") &&
+                      __builtin_cpu_supports("fma");
+  const bool level4 = level3 && __builtin_cpu_supports("avx512f") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  if (level4) environment.subdirectories.push_back("glibc-hwcaps/x86-64-v4");
+  if (level3) environment.subdirectories.push_back("glibc-hwcaps/x86-64-v3");
+  if (level2) environment.subdirectories.push_back("glibc-hwcaps/x86-64-v2");
   // The legacy names as glibc 2.36 lists them (AT_PLATFORM "x86_64" and hwcap "x86_64").
   for (const char* legacy : {"tls/x86_64/x86_64", "tls/x86_64", "tls", "x86_64/x86_64", "x86_64"}) {
     environment.subdirectories.push_back(legacy);

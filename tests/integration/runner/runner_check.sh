@@ -24,6 +24,8 @@ expect() {  # expect WHAT ACTUAL EXPECTED
 rm -rf "$SCRATCH"
 mkdir -p "$SCRATCH"
 chown "$TEST_USER:" "$SCRATCH"
+# SCRATCH plays the job's scratch directory, which the built-in default policy lets jobs bind.
+export KBATCH_JOB_SCRATCH=$SCRATCH
 cd "$SCRATCH" || exit 1
 
 as_user() { runuser -u "$TEST_USER" -- env USER="$TEST_USER" "$@"; }
@@ -208,13 +210,16 @@ JOB
       [ "$(wc -l <<<"$err")" -eq 1 ] || fail "more than one line: $err"
       [[ $err == kbatch:*"$text"* ]] || fail "message '$err' lacks '$text'"
     }
-    err_case 127 "no such root filesystem" "$SCRATCH/no-such-image" -- true
+    err_case 127 "no such directory, and no image of that name" "$SCRATCH/no-such-image" -- true
     err_case 127 "command not found in the image" "$ROOTFS" -- no-such-command
     err_case 126 "Permission denied" "$ROOTFS" -- /etc/passwd
-    err_case 125 "No such file or directory" --bind /no/such/dir:/data "$ROOTFS" -- true
+    err_case 125 "No such file or directory" --bind "$SCRATCH/no-such-dir:/data" "$ROOTFS" -- true
+    # The built-in default policy allows binds of the job's own directories only.
+    err_case 125 "refused by the site policy" \
+      --bind /usr/share:/data:ro "$ROOTFS" -- true
     err_case 125 "kbatch sets up itself" --bind "$SCRATCH:/proc" "$ROOTFS" -- true
     err_case 125 "working directory" --workdir /no/such/dir "$ROOTFS" -- true
-    err_case 125 "Kubernetes backend" --backend k8s "$ROOTFS" -- true
+    err_case 125 "backends.allowed" --backend k8s "$ROOTFS" -- true
     ;;
   refuses_setuid)  # kbatch installed setuid-root refuses to run
     cp "$KBATCH" "$SCRATCH/kbatch-setuid" && chown 0:0 "$SCRATCH/kbatch-setuid" &&

@@ -249,7 +249,8 @@ TEST(PolicyLoader, SitePolicyReadsTheOverlayNamedByTheEnvironment) {
   EXPECT_EQ(policy.sources.back(), overlay.string() + " (overlay)");
   JobSpec job;
   job.image = "ubuntu:22.04";
-  const RuleResult* denial = evaluate(policy, job, testing::aliceContext()).firstDenial();
+  const Decision decision_1 = evaluate(policy, job, testing::aliceContext());
+  const RuleResult* denial = decision_1.firstDenial();
   ASSERT_NE(denial, nullptr);
   EXPECT_EQ(denial->where.file, overlay.string());
 }
