@@ -46,7 +46,12 @@ class TrustChecker {
            "the policy and every directory above it must belong to root");
     }
     // Symlink permission bits mean nothing on Linux; only their owner and directory count.
-    if (!S_ISLNK(info.st_mode) && (info.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    // A sticky directory (like /tmp) owned by a trusted owner is safe to pass through: there only
+    // an entry's owner, the directory's owner or root may rename or unlink an entry, and the
+    // entry below it is checked to belong to a trusted owner too (sticky(7), unlink(2) EPERM).
+    const bool trusted_sticky_directory = S_ISDIR(info.st_mode) && (info.st_mode & S_ISVTX) != 0;
+    if (!S_ISLNK(info.st_mode) && !trusted_sticky_directory &&
+        (info.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
       fail(std::string(what) + " '" + where.string() + "' is writable by group or others (mode " +
                describeMode(info) + ")",
            "run `chmod go-w " + where.string() + "`");

@@ -65,6 +65,24 @@ TEST(HostilePolicyFile, GroupWritableDirectoryOnThePathIsRefused) {
       << error;
 }
 
+TEST(HostilePolicyFile, StickyDirectoryOnThePathIsAcceptedButNotTheUserEntryBelowIt) {
+  // Like a checkout under /tmp: a trusted sticky world-writable directory above trusted entries.
+  testing::ScratchDir dir;
+  auto file = dir.write("tmp/etc/policy.yaml", "fakeroot: false\n");
+  ASSERT_EQ(chmod((dir.path() / "tmp").c_str(), 01777), 0);
+  EXPECT_NO_THROW(loadPolicyFile(file, testing::trustingTester()));
+  // Without the sticky bit anyone could rename etc/ away and put their own in its place.
+  ASSERT_EQ(chmod((dir.path() / "tmp").c_str(), 0777), 0);
+  EXPECT_NE(loadError(file, testing::trustingTester()).find("is writable by group or others"),
+            std::string::npos);
+  ASSERT_EQ(chmod((dir.path() / "tmp").c_str(), 01777), 0);
+  // An entry a user owns inside the sticky directory is still refused.
+  LoadOptions site = makeUserOwned(dir.path() / "tmp" / "etc");
+  if (geteuid() == 0) {
+    EXPECT_NE(loadError(file, site).find("is owned by uid"), std::string::npos);
+  }
+}
+
 TEST(HostilePolicyFile, FileOwnedByAUserIsRefused) {
   testing::ScratchDir dir;
   auto file = dir.write("policy.yaml", "fakeroot: false\n");
