@@ -252,6 +252,9 @@ SeccompProfile readOciSeccompJson(std::string_view text, const std::string& orig
     throw Error("read seccomp profile",
                 origin + ":" + std::to_string(where.line) + ":" + std::to_string(where.column),
                 "not valid JSON");
+  } catch (const json::exception& error) {
+    // E.g. out_of_range 406, a number too large for any JSON number type (found by fuzzing).
+    throw Error("read seccomp profile", origin, std::string("not usable JSON: ") + error.what());
   }
   return ProfileReader(origin).read(root);
 }
