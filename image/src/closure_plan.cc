@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "kbatch/common/error.h"
+#include "fs_util.h"
 
 namespace kbatch::image::detail {
 
@@ -53,26 +54,12 @@ class Sha256 {
   std::unique_ptr<EVP_MD_CTX, DigestDeleter> context_;
 };
 
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) noexcept : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
-
 [[noreturn]] void failPath(const char* action, const fs::path& path, int errnum) {
   throw Error(action, path.string(), describeErrno(errnum));
 }
 
 void copyRegularFile(const fs::path& from, const fs::path& to, mode_t mode) {
-  FileDescriptor in(::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (in.get() < 0) failPath("read file for the image", from, errno);
   int out_fd = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (out_fd < 0 && errno == EEXIST) {
@@ -80,7 +67,7 @@ void copyRegularFile(const fs::path& from, const fs::path& to, mode_t mode) {
     if (::unlink(to.c_str()) != 0) failPath("replace file in the image", to, errno);
     out_fd = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   }
-  FileDescriptor out(out_fd);
+  UniqueFd out(out_fd);
   if (out.get() < 0) failPath("create file in the image", to, errno);
   // copy_file_range lets the kernel copy (or reflink) without passing data through user space.
   while (true) {
@@ -119,7 +106,7 @@ std::string sha256Text(const std::string& text) {
 }
 
 std::string sha256File(const fs::path& path) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (fd.get() < 0) failPath("hash file", path, errno);
   Sha256 hash;
   char buffer[1 << 16];

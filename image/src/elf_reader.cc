@@ -18,6 +18,7 @@
 #include <memory>
 
 #include "kbatch/common/error.h"
+#include "fs_util.h"
 
 namespace kbatch::image {
 namespace {
@@ -32,21 +33,6 @@ struct ElfCloser {
   void operator()(Elf* elf) const noexcept { elf_end(elf); }
 };
 using ElfHandle = std::unique_ptr<Elf, ElfCloser>;
-
-/// Closes a file descriptor when the read ends, whichever way it ends.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) noexcept : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
 
 void initialiseLibelf(const std::string& name) {
   // elf_version() must be called once before any other libelf call; it is idempotent.
@@ -262,7 +248,7 @@ ElfInfo readFromHandle(Elf* elf, const std::string& name) {
 ElfInfo readElfFile(const std::filesystem::path& path) {
   const std::string name = path.string();
   initialiseLibelf(name);
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (fd.get() < 0) fail(name, "cannot open: " + describeErrno(errno));
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) fail(name, "cannot stat: " + describeErrno(errno));
@@ -291,7 +277,7 @@ ElfInfo readElfMemory(std::span<const std::byte> bytes, const std::string& name)
 }
 
 std::optional<ElfInfo> probeElfHeader(const std::filesystem::path& path) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (fd.get() < 0) return std::nullopt;
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
