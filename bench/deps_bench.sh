@@ -1,5 +1,6 @@
 #!/bin/bash
-# Dependency-image benchmark: cold `closure` build and warm (cached) lookup, for a.out from
+# Dependency-image benchmark: cold `closure` build (into the OCI store: pack, hash and gzip the
+# dependency layer) and warm (cached) lookup, for a.out from
 # examples/fib.cpp and for /usr/bin/python3, against a peer measured in the same run: a `tar`
 # pipe copying exactly the files and links the image holds (what a hand-made closure costs).
 # Targets (issue 5): warm < 0.5 s, cold closure < 2 s.
@@ -19,6 +20,8 @@ trap 'rm -rf "$work"' EXIT
 g++ -O2 -o "$work/a.out" "$here/examples/fib.cpp"
 
 mean() { jq -r '.results[0].mean' "$1"; }
+# The machine is shared: the load is printed with the figures.
+echo "load: $(uptime)"
 printf '%-18s %12s %12s %12s %14s %10s\n' binary files cold_s warm_s tar_peer_s cold/tar
 for binary in "$work/a.out" /usr/bin/python3; do
   name=$(basename "$binary")
@@ -27,7 +30,8 @@ for binary in "$work/a.out" /usr/bin/python3; do
   # Cold: an empty cache every run.
   hyperfine --style none --warmup 1 --runs 10 --prepare "rm -rf '$cache'" \
     --export-json "$work/cold.json" "KBATCH_CACHE='$cache' ${build[*]}" >/dev/null
-  # Warm: the image exists; resolve, hash and find it.
+  # Warm: the image exists in the store; resolve the binary, look up the cached library hashes
+  # (stat keys) and find the image's tag and unpacked root.
   root=$(KBATCH_CACHE="$cache" "${build[@]}")
   hyperfine --style none --warmup 2 --runs 20 --export-json "$work/warm.json" \
     "KBATCH_CACHE='$cache' ${build[*]}" >/dev/null
@@ -42,3 +46,4 @@ for binary in "$work/a.out" /usr/bin/python3; do
   printf '%-18s %12s %12.3f %12.3f %14.3f %10.2f\n' "$name" "$files" "$cold" "$warm" "$peer" \
     "$(echo "$cold / $peer" | bc -l)"
 done
+echo "load: $(uptime)"

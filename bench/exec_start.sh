@@ -2,6 +2,8 @@
 # Container start overhead: `kbatch exec ROOTFS -- /bin/true` against its peers, in one hyperfine
 # run, as an unprivileged user, with kbatch's seccomp filter on (it always is). Prints each mean
 # and its ratio to ch-run's (the target: kbatch/ch-run <= 1.0, never above 1.2).
+# Also measured: kbatch-full (libexec/kbatch/kbatch-full beside a build tree's kbatch), the same
+# exec in the executable that links every subsystem, which shows what the dynamic loader costs.
 #
 # usage: bench/exec_start.sh KBATCH ROOTFS [USER] [RUNS]
 #   KBATCH  the kbatch executable;  ROOTFS  a root filesystem directory holding /bin/true
@@ -19,12 +21,19 @@ json=$(mktemp /tmp/kbatch-exec-start.XXXXXX.json)
 chmod 666 "$json"
 trap 'rm -f "$json"' EXIT
 
+full=$(dirname "$kbatch")/libexec/kbatch/kbatch-full
+[ -x "$full" ] || full=$(dirname "$kbatch")/../libexec/kbatch/kbatch-full
+full_args=()
+[ -x "$full" ] && full_args=(-n kbatch-full "$full exec $rootfs -- /bin/true")
+echo "load before the run: $(uptime)" >&2
+
 as_user=()
 [ "$(id -un)" != "$user" ] && as_user=(runuser -u "$user" --)
 # Run from / so that kbatch binds no working directory (ch-run binds none either).
 cd /
 "${as_user[@]}" env USER="$user" hyperfine -N --warmup 20 --runs "$runs" --export-json "$json" \
   -n kbatch "$kbatch exec $rootfs -- /bin/true" \
+  "${full_args[@]}" \
   -n ch-run "ch-run $rootfs -- /bin/true" \
   -n bwrap "bwrap --unshare-all --ro-bind $rootfs / --proc /proc --dev /dev /bin/true" \
   -n unshare "unshare -U -r -m -p -f chroot $rootfs /bin/true" \
@@ -35,10 +44,13 @@ import json, sys
 results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 peer = results["ch-run"]["mean"]
 print(f"{'runtime':<10} {'mean ms':>9} {'min ms':>8} {'max ms':>8} {'vs ch-run':>10}")
-for name in ["kbatch", "ch-run", "bwrap", "unshare", "native"]:
+for name in ["kbatch", "kbatch-full", "ch-run", "bwrap", "unshare", "native"]:
+    if name not in results:
+        continue
     r = results[name]
     print(f"{name:<10} {r['mean']*1e3:9.2f} {r['min']*1e3:8.2f} {r['max']*1e3:8.2f} {r['mean']/peer:10.2f}")
 ratio = results["kbatch"]["mean"] / peer
 print(f"kbatch/ch-run = {ratio:.2f} (target <= 1.0, limit 1.2): "
       + ("OK" if ratio <= 1.0 else "ABOVE TARGET" if ratio <= 1.2 else "ABOVE LIMIT"))
 PY
+echo "load after the run: $(uptime)"

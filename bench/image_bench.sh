@@ -4,13 +4,12 @@
 #   2. pull from the local registry: kbatch pull (fresh store) vs `skopeo copy` to an OCI dir
 #   3. warm `kbatch exec REF -- true` vs `kbatch exec DIR -- true` (what the store lookup adds)
 # usage: bench/image_bench.sh KBATCH_BINARY REGISTRY_ADDRESS   (registry: plain HTTP, e.g. the
-#        test fixture's 127.0.0.1:PORT; it is added to KBATCH_INSECURE_REGISTRIES for the run)
+#        test fixture's 127.0.0.1:PORT: `--insecure` is honoured for loopback registries)
 set -euo pipefail
 KBATCH=${1:?usage: image_bench.sh KBATCH_BINARY REGISTRY_ADDRESS}
 REGISTRY=${2:?usage: image_bench.sh KBATCH_BINARY REGISTRY_ADDRESS}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kbatch-image-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-export KBATCH_INSECURE_REGISTRIES=$REGISTRY
 RUNS=${RUNS:-5}
 
 # Layers: /usr/share/doc and locale (many small files), 60 large shared libraries, 100 MB of

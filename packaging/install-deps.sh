@@ -21,7 +21,7 @@ readonly kContainerPackages=(
 # The batch system the `cluster` tests start: Slurm, its TORQUE wrappers (qsub, qstat, qdel), munge.
 readonly kBatchPackages=(slurm-wlm slurm-wlm-torque munge)
 # Benchmarks, man page, plots, and the Kubernetes API models the k8s tests check manifests against.
-readonly kToolPackages=(hyperfine help2man gnuplot-nox python3-kubernetes)
+readonly kToolPackages=(hyperfine help2man gnuplot-nox python3-kubernetes lintian)
 
 die() { echo "install-deps: $*" >&2; exit 1; }
 

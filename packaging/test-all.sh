@@ -2,7 +2,7 @@
 # The whole kbatch test suite, as CI runs it (.ci/run) and as the README's second command:
 #   1. install the Debian dependencies (packaging/install-deps.sh),
 #   2. build the `default` preset (build/) and the `fuzz` preset (build-fuzz/),
-#   3. run every CTest label of the default build (unit, userns, root, cluster and their fixtures),
+#   3. run every CTest label of the default build (unit, userns, root, cluster, package and their fixtures),
 #      then the fuzz targets (label fuzz) for a bounded time each.
 # Run as root from a fresh clone: the tests create their own non-root user, and start and stop their
 # own services (munge, slurmctld, slurmd, the OCI registry), so nothing needs to be running before.

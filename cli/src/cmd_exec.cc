@@ -17,12 +17,12 @@
 #include "command.h"
 #include "kbatch/common/error.h"
 #include "kbatch/common/log.h"
+#include "full_only.h"
 #include "kbatch/image/dependency_image.h"
 #include "kbatch/image/resolve.h"
-#include "kbatch/k8s/backend.h"
 #include "kbatch/policy/seccomp_profile.h"
 #include "site_policy.h"
-#include "kbatch/rewrite/encoding.h"
+#include "kbatch/common/base64.h"
 #include "kbatch/rewrite/units.h"
 #include "kbatch/runner/job_environment.h"
 
@@ -37,6 +37,7 @@ constexpr const char* kJobBodyPath = "/dev/kbatch-job-body";
 std::string readAllStdin() {
   std::ostringstream text;
   text << std::cin.rdbuf();
+  rememberConsumedStdin(text.str());
   return text.str();
 }
 
@@ -162,11 +163,13 @@ runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) 
   enforceSitePolicy(checked, context, "run job");
 
   runner::LaunchRequest request;
-  if (job.image) {
+  if (job.image && !job.binary) {
     image::ResolveOptions resolve;
     resolve.insecure_registries = site.site.insecure_registries;
     if (site.site.image_cache) resolve.site_image_cache = *site.site.image_cache;
-    request.image_root = image::resolveImageRoot(*job.image, resolve);
+    // The warm path first: it needs none of the libraries the lean kbatch leaves out.
+    auto local_root = image::findLocalImageRoot(*job.image, resolve);
+    request.image_root = local_root ? *local_root : fetchImageRoot(*job.image, resolve);
   } else {
     // No image named: a dependency image with the job's shell and binary (the paper's -B).
     image::DependencyImageRequest deps;
@@ -175,13 +178,16 @@ runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) 
     if (auto it = environment.find("LD_LIBRARY_PATH"); it != environment.end()) {
       deps.ld_library_path = it->second;
     }
-    log::info("building (or reusing) the dependency image for {}",
-              job.binary ? *job.binary : launch.shell);
-    request.image_root = image::buildDependencyImage(deps);
+    // An image pinned at submission (--image REF@DIGEST) is looked up first: local store, site
+    // cache, site registry; the build here is the last resort (image/dependency_image.h).
+    image::DependencyLookupOptions lookup;
+    lookup.insecure_registries = site.site.insecure_registries;
+    if (site.site.image_cache) lookup.site_cache = *site.site.image_cache;
+    request.image_root = dependencyImageRoot(job.image, deps, lookup);
   }
 
   request.argv = job.command;
-  if (!job.image && !request.argv.empty() && request.argv.front() == launch.shell) {
+  if ((!job.image || job.binary) && !request.argv.empty() && request.argv.front() == launch.shell) {
     // A dependency image holds the host's files at their real paths; /bin may not be a link to
     // /usr/bin there, so the shell is started by the path the image certainly has.
     std::error_code shell_ec;
@@ -236,36 +242,13 @@ struct ExecCommand {
   std::vector<std::string> words;
 };
 
-/// The Kubernetes backend: the job's Pod on this batch host's node, with the site policy's
-/// namespace, node names, volume claims and seccomp profile.
-int runJobAsPod(JobSpec job, const std::optional<std::string>& job_body) {
-  const policy::Policy& site = sitePolicy();
-  const policy::EvaluationContext context = policy::EvaluationContext::fromEnvironment();
-  enforceSitePolicy(job, context, "run job");
-  if (job_body) {
-    // A Pod has no private file to hand over: the body travels as `SHELL -c BODY NAME`, which
-    // keeps $0 as the job's name.
-    const std::string shell = job.command.front();
-    job.command = {shell, "-c", *job_body, job.name.value_or("kbatch-job")};
-  }
-  k8s::K8sSettings settings;
-  settings.namespace_name = site.kubernetes.namespaceFor(context.user, context.groups);
-  settings.service_account = site.kubernetes.service_account;
-  settings.node_names = site.kubernetes.node_names;
-  settings.volumes = site.kubernetes.volumes;
-  if (!site.kubernetes.seccomp_localhost_profile.empty()) {
-    settings.seccomp_localhost_profile = site.kubernetes.seccomp_localhost_profile;
-  }
-  return k8s::runPodForJob(job, settings);
-}
-
 void runExec(ExecCommand& command, int* exit_code) {
   runner::refuseToRunSetuid();
   JobSpec job;
   applyExecFlags(command.flags, job);
   if (job.image && job.binary) {
-    throw Error("run container", *job.image, "both --image and --from-binary given",
-                "a dependency image is built only when no image is named; drop one of them");
+    // Only the dependency image pinned at submission may come with its binary (the fallback).
+    checkPinnedDependencyImage(*job.image, "--image (with --from-binary)");
   }
   std::vector<std::string> command_words = command.words;
   if (job.image || job.binary) {
@@ -295,7 +278,7 @@ void runExec(ExecCommand& command, int* exit_code) {
       throw Error("parse --job-body", *command.job_body, "unknown encoding",
                   "the only encoding is base64 (--job-body=base64)");
     }
-    auto body = rewrite::decodeBase64(readAllStdin());
+    auto body = decodeBase64(readAllStdin());
     if (!body) {
       throw Error("decode the job body", "stdin", "not valid base64",
                   "rewrite the job script again with `kbatch rewrite`");

@@ -1,12 +1,12 @@
 // `kbatch images`: the images in the store (and the site cache), as a table or JSON.
 
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "image_site.h"
 #include "kbatch/common/error.h"
 #include "kbatch/common/exit_codes.h"
 #include "kbatch/image/store.h"
@@ -28,8 +28,7 @@ std::string humanSize(std::uint64_t bytes) {
 }
 
 int runImages(bool json) {
-  const char* site = std::getenv("KBATCH_SITE_IMAGE_CACHE");
-  image::ImageStore store(image::defaultStoreRoot(), site != nullptr ? site : "");
+  image::ImageStore store = openSiteImageStore();
   auto records = store.listImages();
   if (json) {
     nlohmann::json list = nlohmann::json::array();

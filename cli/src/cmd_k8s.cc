@@ -10,6 +10,8 @@
 #include "kbatch/common/log.h"
 #include "kbatch/k8s/backend.h"
 #include "kbatch/k8s/gc.h"
+#include "pod_image.h"
+#include "site_policy.h"
 
 namespace kbatch::cli {
 namespace {
@@ -36,6 +38,7 @@ void runK8sRun(K8sRunState& state, int* exit_code) {
   job.backend = Backend::kK8s;
   applyExecFlags(state.exec, job);
   applyBatchEnvironment(job, state.k8s);
+  if (job.image) job.image = pinnedPodImage(*job.image, sitePolicy());
   *exit_code = k8s::runPodForJob(job, settingsFromFlags(state.k8s));
 }
 

@@ -16,6 +16,8 @@
 #include "kbatch/k8s/backend.h"
 #include "kbatch/k8s/manifest.h"
 #include "kbatch/rewrite/parser.h"
+#include "pod_image.h"
+#include "site_policy.h"
 
 namespace kbatch::cli {
 namespace {
@@ -77,6 +79,7 @@ void runManifest(ManifestState& state, int* exit_code) {
   }
   applyExecFlags(state.exec, job);
   applyBatchEnvironment(job, state.k8s);
+  if (job.image) job.image = pinnedPodImage(*job.image, sitePolicy());
   job.job_id = k8s::effectiveJobId(job);
   const k8s::K8sSettings settings = settingsFromFlags(state.k8s);
 

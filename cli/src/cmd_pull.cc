@@ -1,12 +1,12 @@
 // `kbatch pull REF`: fetch an image into the store (only the blobs it lacks) and unpack it.
 
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "image_site.h"
 #include "kbatch/common/error.h"
 #include "kbatch/common/exit_codes.h"
 #include "kbatch/image/reference.h"
@@ -26,10 +26,10 @@ struct PullCommandOptions {
 
 int runPull(const PullCommandOptions& options, const GlobalOptions& globals) {
   image::ImageReference reference = image::parseImageReference(options.reference);
-  const char* site = std::getenv("KBATCH_SITE_IMAGE_CACHE");
-  image::ImageStore store(image::defaultStoreRoot(), site != nullptr ? site : "");
+  image::ImageStore store = openSiteImageStore();
   image::PullOptions pull;
   pull.insecure = options.insecure;
+  applySiteRegistrySettings(pull);
   pull.quiet = globals.quiet || options.json;
   pull.unpack = !options.no_unpack;
   pull.unpack_options.max_unpacked_bytes = options.max_unpacked_bytes.empty() ? 0 : image::parseByteSize(options.max_unpacked_bytes, "--max-unpacked-bytes");
@@ -60,8 +60,8 @@ KBATCH_REGISTER_COMMAND(pull, 40, [](CLI::App& app, const GlobalOptions& globals
                       "oci-archive:FILE[:TAG] or a root filesystem directory")
       ->required();
   command->add_flag("--insecure", options->insecure,
-                    "Use plain HTTP; honoured only for hosts in the site's insecure registries "
-                    "(for now $KBATCH_INSECURE_REGISTRIES)");
+                    "Use plain HTTP; honoured only for loopback registries and the hosts in the site "
+                    "policy's site.insecure_registries");
   command->add_flag("--no-unpack", options->no_unpack, "Store the blobs but do not unpack");
   command->add_option("--max-unpacked-bytes", options->max_unpacked_bytes,
                       "Refuse to unpack more than this (e.g. 20G); default "

@@ -1,12 +1,12 @@
 // `kbatch push LOCALREF docker://...`: upload an image, skipping blobs the registry has.
 
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "image_site.h"
 #include "kbatch/common/error.h"
 #include "kbatch/common/exit_codes.h"
 #include "kbatch/image/reference.h"
@@ -25,10 +25,10 @@ struct PushCommandOptions {
 
 int runPush(const PushCommandOptions& options, const GlobalOptions& globals) {
   image::ImageReference destination = image::parseDockerReference(options.destination);
-  const char* site = std::getenv("KBATCH_SITE_IMAGE_CACHE");
-  image::ImageStore store(image::defaultStoreRoot(), site != nullptr ? site : "");
+  image::ImageStore store = openSiteImageStore();
   image::RegistryOptions registry;
   registry.insecure = options.insecure;
+  applySiteRegistrySettings(registry);
   registry.quiet = globals.quiet || options.json;
   image::PushResult result = image::pushImage(store, options.source, destination, registry);
   if (options.json) {
@@ -58,8 +58,8 @@ KBATCH_REGISTER_COMMAND(push, 41, [](CLI::App& app, const GlobalOptions& globals
   command->add_option("destination", options->destination, "docker://HOST[:PORT]/REPO[:TAG]")
       ->required();
   command->add_flag("--insecure", options->insecure,
-                    "Use plain HTTP; honoured only for hosts in the site's insecure registries "
-                    "(for now $KBATCH_INSECURE_REGISTRIES)");
+                    "Use plain HTTP; honoured only for loopback registries and the hosts in the site "
+                    "policy's site.insecure_registries");
   command->add_flag("--json", options->json, "Machine-readable result on stdout");
   command->callback([options, &globals, exit_code] { *exit_code = runPush(*options, globals); });
 });

@@ -7,7 +7,11 @@
 #include "command.h"
 #include "kbatch/common/error.h"
 #include "kbatch/common/exit_codes.h"
+#include <cstdio>
+
 #include "kbatch/rewrite/submit.h"
+#include "dependency_build_call.h"
+#include "site_policy.h"
 
 namespace kbatch::cli {
 namespace {
@@ -15,6 +19,7 @@ namespace {
 struct QsubCommand {
   std::optional<std::string> qsub_path;
   std::optional<std::string> kbatch_path;
+  bool detect = false;
 };
 
 }  // namespace
@@ -34,6 +39,9 @@ KBATCH_REGISTER_COMMAND(qsub, 33, [](CLI::App& app, const kbatch::cli::GlobalOpt
                   "kbatch)");
   sub->add_option("--kbatch-path", command->kbatch_path,
                   "kbatch path written into rewritten scripts (default: this executable)");
+  sub->add_flag("--detect", command->detect,
+                "Give a dependency image to a job whose binary needs libraries the compute nodes "
+                "lack (policy compute_nodes.missing_libraries); default: submit_filter.detect");
   sub->footer("All other arguments are qsub's, e.g. kbatch qsub -B ./a.out -l nodes=1 job.pbs");
   sub->callback([command, sub, exit_code] {
     if (std::getenv("KBATCH_QSUB_ACTIVE") != nullptr) {
@@ -52,7 +60,18 @@ KBATCH_REGISTER_COMMAND(qsub, 33, [](CLI::App& app, const kbatch::cli::GlobalOpt
       options.temporary_directory = tmpdir;
     }
     options.read_standard_input = &kbatch::rewrite::readAllStandardInput;
+    options.rewrite.detect_binary =
+        kbatch::cli::siteBinaryDetector(command->detect, kbatch::rewrite::defaultKbatchPath());
+    // -B: build the dependency image once, now, and pin it (H-deps).
+    options.rewrite.build_dependency_image = kbatch::cli::makeSubmissionDependencyBuilder();
+    options.check_job = &kbatch::cli::enforceSitePolicyAtSubmission;
     kbatch::rewrite::ProcessQsubInvoker invoker;
-    *exit_code = kbatch::rewrite::runQsubWrapper(sub->remaining(), options, invoker);
+    try {
+      *exit_code = kbatch::rewrite::runQsubWrapper(sub->remaining(), options, invoker);
+    } catch (const kbatch::rewrite::JobRefused& refusal) {
+      // The site said no: the answer, not a failure of kbatch (qsub never ran).
+      std::fprintf(stderr, "%s\n", refusal.oneLine().c_str());
+      *exit_code = kbatch::exit_code::kDenied;
+    }
   });
 });

@@ -10,6 +10,7 @@
 #include "kbatch/common/error.h"
 #include "kbatch/rewrite/rewriter.h"
 #include "kbatch/rewrite/submit.h"
+#include "site_policy.h"
 
 namespace kbatch::cli {
 namespace {
@@ -18,6 +19,7 @@ struct RewriteCommand {
   std::string script;
   std::optional<std::string> prefix;
   std::optional<std::string> kbatch_path;
+  bool detect = false;
 };
 
 void writeAllToStdout(const std::string& text) {
@@ -40,6 +42,9 @@ KBATCH_REGISTER_COMMAND(rewrite, 31, [](CLI::App& app, const kbatch::cli::Global
                   "#PBS directive prefix, as qsub -C (default: $PBS_DPREFIX, else #PBS)");
   sub->add_option("--kbatch-path", command->kbatch_path,
                   "kbatch path written into the script (default: this executable)");
+  sub->add_flag("--detect", command->detect,
+                "Give a dependency image to a job whose binary needs libraries the compute nodes "
+                "lack (policy compute_nodes.missing_libraries); default: submit_filter.detect");
   sub->callback([command, exit_code] {
     kbatch::rewrite::ParseOptions options;
     options.directive_prefix = command->prefix;
@@ -61,6 +66,8 @@ KBATCH_REGISTER_COMMAND(rewrite, 31, [](CLI::App& app, const kbatch::cli::Global
     kbatch::rewrite::RewriteOptions rewrite_options;
     rewrite_options.kbatch_path =
         command->kbatch_path ? *command->kbatch_path : kbatch::rewrite::defaultKbatchPath();
+    rewrite_options.detect_binary =
+        kbatch::cli::siteBinaryDetector(command->detect, kbatch::rewrite::defaultKbatchPath());
     auto result = kbatch::rewrite::rewriteJobScript(content, options, rewrite_options);
     kbatch::cli::writeAllToStdout(result.script);
     *exit_code = kbatch::exit_code::kOk;

@@ -1,10 +1,10 @@
 // `kbatch rmi NAME...`: remove image tags (and their unpacked roots when no other tag needs them).
 
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 
 #include "command.h"
+#include "image_site.h"
 #include "kbatch/common/error.h"
 #include "kbatch/common/exit_codes.h"
 #include "kbatch/image/store.h"
@@ -13,8 +13,7 @@ namespace kbatch::cli {
 namespace {
 
 int runRmi(const std::vector<std::string>& names) {
-  const char* site = std::getenv("KBATCH_SITE_IMAGE_CACHE");
-  image::ImageStore store(image::defaultStoreRoot(), site != nullptr ? site : "");
+  image::ImageStore store = openSiteImageStore();
   int status = exit_code::kOk;
   for (const auto& name : names) {
     if (store.removeTag(name)) {

@@ -13,12 +13,15 @@
 #include "kbatch/common/error.h"
 #include "kbatch/common/exit_codes.h"
 #include "kbatch/rewrite/submit.h"
+#include "dependency_build_call.h"
+#include "site_policy.h"
 
 namespace kbatch::cli {
 namespace {
 
 struct SubmitFilterCommand {
-  std::string on_error = "closed";
+  std::optional<std::string> on_error;
+  bool detect = false;
   std::optional<std::string> kbatch_path;
   std::vector<std::string> qsub_arguments;
 };
@@ -50,9 +53,14 @@ KBATCH_REGISTER_COMMAND(submit_filter, 32, [](CLI::App& app, const kbatch::cli::
   sub->fallthrough(false);
   sub->prefix_command();
   sub->add_option("--on-error", command->on_error,
-                  "When kbatch itself fails: closed rejects the job (exit 255), open passes the "
-                  "original script on unchanged. A malformed script is always rejected.")
+                  "When the filter fails (kbatch error, unreadable policy, a native job's "
+                  "malformed #PBS line): closed rejects the job (exit 255), open passes the "
+                  "original script on unchanged. Default: the policy's submit_filter.on_error. "
+                  "A job the policy refuses is always rejected.")
       ->check(CLI::IsMember({"closed", "open"}));
+  sub->add_flag("--detect", command->detect,
+                "Give a dependency image to a job whose binary needs libraries the compute nodes "
+                "lack (policy compute_nodes.missing_libraries); default: submit_filter.detect");
   sub->add_option("--kbatch-path", command->kbatch_path,
                   "kbatch path written into rewritten scripts (default: this executable)");
   sub->footer("Usage in torque.cfg: SUBMITFILTER /path/to/a/script that runs\n"
@@ -60,13 +68,21 @@ KBATCH_REGISTER_COMMAND(submit_filter, 32, [](CLI::App& app, const kbatch::cli::
   sub->callback([command, sub, exit_code] {
     command->qsub_arguments = sub->remaining();
     kbatch::rewrite::SubmitFilterOptions options;
-    options.on_error = command->on_error == "open" ? kbatch::rewrite::FailureMode::kOpen
-                                                   : kbatch::rewrite::FailureMode::kClosed;
+    if (command->on_error) {
+      options.on_error = *command->on_error == "open" ? kbatch::rewrite::FailureMode::kOpen
+                                                      : kbatch::rewrite::FailureMode::kClosed;
+    }
+    options.site_failure_mode = &kbatch::cli::siteSubmitFilterMode;
+    options.check_job = &kbatch::cli::enforceSitePolicyAtSubmission;
     if (const char* prefix = std::getenv("PBS_DPREFIX")) options.pbs_dprefix = prefix;
     std::string script;
     try {
       options.rewrite.kbatch_path =
           command->kbatch_path ? *command->kbatch_path : kbatch::rewrite::defaultKbatchPath();
+      options.rewrite.detect_binary =
+          kbatch::cli::siteBinaryDetector(command->detect, kbatch::rewrite::defaultKbatchPath());
+      // -B: build the dependency image once, now, and pin it (H-deps).
+      options.rewrite.build_dependency_image = kbatch::cli::makeSubmissionDependencyBuilder();
       script = kbatch::rewrite::readAllStandardInput();
     } catch (const kbatch::Error& error) {
       // Without the script there is nothing to pass on, whatever the failure mode.

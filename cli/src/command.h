@@ -36,6 +36,16 @@ struct CommandRegistrar {
   }
 };
 
+/// A hook main() calls with its arguments before parsing them, when the executable has one. The
+/// lean `kbatch` sets it (full_only_delegate.cc) to hand every command line it has no command for
+/// (`kbatch pull ...`, `kbatch help`) to kbatch-full; other executables have none.
+using CommandLineHook = void (*)(int argc, char** argv);
+CommandLineHook& commandLineHook();
+
+struct CommandLineHookRegistrar {
+  explicit CommandLineHookRegistrar(CommandLineHook hook) { commandLineHook() = hook; }
+};
+
 }  // namespace kbatch::cli
 
 /// Usage: KBATCH_REGISTER_COMMAND(exec, 10, [](CLI::App& app, const GlobalOptions& g, int* rc) {...});

@@ -20,9 +20,15 @@ std::vector<CommandRegistration>& commandRegistry() {
   return registry;
 }
 
+CommandLineHook& commandLineHook() {
+  static CommandLineHook hook = nullptr;
+  return hook;
+}
+
 namespace {
 
 int runMain(int argc, char** argv) {
+  if (CommandLineHook hook = commandLineHook()) hook(argc, argv);
   CLI::App app{"kbatch: run batch jobs in containers through the site's existing batch system"};
   app.name("kbatch");
   app.set_version_flag("--version", std::string("kbatch ") + KBATCH_VERSION);

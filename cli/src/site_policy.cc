@@ -1,5 +1,6 @@
 #include "site_policy.h"
 
+#include <filesystem>
 #include <optional>
 
 #include "kbatch/common/error.h"
@@ -17,10 +18,53 @@ void enforceSitePolicy(const JobSpec& job, const policy::EvaluationContext& cont
   const policy::Decision decision = policy::evaluate(sitePolicy(), job, context);
   for (const auto& result : decision.results) log::debug("policy: {}", result.toString());
   if (const policy::RuleResult* denial = decision.firstDenial()) {
-    throw Error(action, job.script_path.empty() ? std::string("job") : job.script_path,
-                "refused by the site policy: " + denial->toString(),
-                "`kbatch policy explain` lists every rule that applies to this job");
+    throw rewrite::JobRefused(action, job.script_path.empty() ? std::string("job") : job.script_path,
+                              "refused by the site policy: " + denial->toString(),
+                              "`kbatch policy explain` lists every rule that applies to this job");
   }
+}
+
+void enforceSitePolicyAtSubmission(const JobSpec& job) {
+  policy::EvaluationContext context = policy::EvaluationContext::fromEnvironment();
+  if (!context.pbs_o_workdir) {
+    std::error_code error;
+    auto cwd = std::filesystem::current_path(error);
+    if (!error) context.pbs_o_workdir = cwd.string();
+  }
+  // A job submitted from inside another job must not be held to that job's allocation.
+  context.allocation.reset();
+  // As in `kbatch exec`: the working directory is the container's, the host paths are the binds.
+  JobSpec checked = job;
+  checked.workdir.reset();
+  enforceSitePolicy(checked, context, "submit job");
+}
+
+rewrite::FailureMode siteSubmitFilterMode() {
+  return sitePolicy().submit_filter_mode == policy::SubmitFilterMode::kFailOpen
+             ? rewrite::FailureMode::kOpen
+             : rewrite::FailureMode::kClosed;
+}
+
+rewrite::BinaryDetector siteBinaryDetector(bool forced, const std::string& kbatch_path) {
+  rewrite::DetectOptions options;
+  options.kbatch_path = kbatch_path;
+  std::error_code error;
+  options.submit_directory = std::filesystem::current_path(error);
+  options.enabled = [forced] {
+    const policy::Policy& site = sitePolicy();
+    bool any_missing = !site.compute_nodes.missing_libraries.empty();
+    for (const auto& overlay : site.also_required) {
+      any_missing = any_missing || !overlay.compute_nodes.missing_libraries.empty();
+    }
+    return (forced || site.submit_filter_detect) && any_missing;
+  };
+  options.node_lacks = [](const std::string& library, std::string* why) {
+    const policy::LibraryPattern* pattern = policy::findMissingLibrary(sitePolicy(), library);
+    if (pattern == nullptr) return false;
+    *why = "compute_nodes.missing_libraries '" + pattern->glob + "' at " + pattern->where.toString();
+    return true;
+  };
+  return rewrite::makeBinaryDetector(std::move(options));
 }
 
 }  // namespace kbatch::cli

@@ -1,20 +1,38 @@
 #pragma once
-/// The site policy as the commands that start jobs apply it: loaded once per process, evaluated for
-/// the job, and the job refused with the first rule that denies it (file:line).
+/// The site policy as the commands that start or submit jobs apply it: loaded once per process,
+/// evaluated for the job, and the job refused with the first rule that denies it (file:line).
 
 #include <string>
 
 #include "kbatch/policy/policy.h"
+#include "kbatch/rewrite/detect.h"
 #include "kbatch/rewrite/job_spec.h"
+#include "kbatch/rewrite/submit.h"
 
 namespace kbatch::cli {
 
 /// /etc/kbatch/policy.yaml (or the built-in default), with any tightening overlay; loaded once.
 const policy::Policy& sitePolicy();
 
-/// Evaluates the job; throws kbatch::Error (exit 125) naming the first denying rule and where it
-/// is written. `action` says what was refused ("run job", "submit job").
+/// Evaluates the job; throws rewrite::JobRefused (a kbatch::Error, exit 125) whose one line holds
+/// "refused by the site policy: " and the first denying rule with its file:line. `action` says
+/// what was refused ("run job", "submit job").
 void enforceSitePolicy(const JobSpec& job, const policy::EvaluationContext& context,
                        const std::string& action);
+
+/// The check `kbatch submit-filter` and `kbatch qsub` run on a job that needs a container, with the
+/// submitting user's context: the job's directory is the current one (qsub's PBS_O_WORKDIR), and
+/// no batch allocation exists yet. Decides as `kbatch exec` will on the compute node.
+void enforceSitePolicyAtSubmission(const JobSpec& job);
+
+/// The policy's submit_filter.on_error (reads the policy).
+rewrite::FailureMode siteSubmitFilterMode();
+
+/// `--detect` as the submit commands use it: a job that runs an ELF file needing a library the
+/// policy's compute_nodes.missing_libraries names is given a dependency image. `forced`: the
+/// command line asked for detection; otherwise the policy's submit_filter.detect decides (read
+/// only when the body runs an ELF file). `kbatch_path` is the local kbatch that runs `deps`
+/// (beside this executable), not the path written into scripts for the compute nodes.
+rewrite::BinaryDetector siteBinaryDetector(bool forced, const std::string& kbatch_path);
 
 }  // namespace kbatch::cli

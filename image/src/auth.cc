@@ -1,20 +1,18 @@
 #include "auth.h"
 
 #include <cctype>
-#include <cstring>
 #include <cstdlib>
+#include <optional>
 #include <system_error>
 
 #include <nlohmann/json.hpp>
 
 #include "fs_util.h"
+#include "kbatch/common/base64.h"
 #include "kbatch/common/error.h"
 
 namespace kbatch::image {
 namespace {
-
-constexpr char kBase64Alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 // "https://host:5000/v1/" -> "host:5000"
 std::string normalizeAuthKey(std::string_view key) {
@@ -27,54 +25,15 @@ std::string normalizeAuthKey(std::string_view key) {
 
 }  // namespace
 
-std::string base64Encode(std::string_view data) {
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < data.size(); i += 3) {
-    unsigned value = (static_cast<unsigned char>(data[i]) << 16) |
-                     (static_cast<unsigned char>(data[i + 1]) << 8) |
-                     static_cast<unsigned char>(data[i + 2]);
-    out += kBase64Alphabet[(value >> 18) & 63];
-    out += kBase64Alphabet[(value >> 12) & 63];
-    out += kBase64Alphabet[(value >> 6) & 63];
-    out += kBase64Alphabet[value & 63];
-  }
-  if (i < data.size()) {
-    unsigned value = static_cast<unsigned char>(data[i]) << 16;
-    if (i + 1 < data.size()) value |= static_cast<unsigned char>(data[i + 1]) << 8;
-    out += kBase64Alphabet[(value >> 18) & 63];
-    out += kBase64Alphabet[(value >> 12) & 63];
-    out += i + 1 < data.size() ? kBase64Alphabet[(value >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
+std::string base64Encode(std::string_view data) { return encodeBase64(data); }
 
 std::string base64Decode(std::string_view text, std::string_view field) {
-  std::string out;
-  unsigned value = 0;
-  int bits = 0;
-  size_t padding = 0;
-  for (char c : text) {
-    if (c == '=') {
-      ++padding;
-      continue;
-    }
-    if (padding > 0) throw Error("decode base64", std::string(field), "data after '=' padding");
-    const char* position = std::strchr(kBase64Alphabet, c);
-    if (c == '\0' || position == nullptr) {
-      throw Error("decode base64", std::string(field), "invalid character in base64 text");
-    }
-    value = (value << 6) | static_cast<unsigned>(position - kBase64Alphabet);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((value >> bits) & 0xff);
-    }
+  std::optional<std::string> decoded = decodeBase64(text);
+  if (!decoded) {
+    throw Error("decode base64", std::string(field),
+                "not canonical base64 (RFC 4648 alphabet, '=' padding to a multiple of 4)");
   }
-  if (padding > 2 || bits >= 6) throw Error("decode base64", std::string(field), "truncated base64 text");
-  return out;
+  return *decoded;
 }
 
 std::optional<Credentials> parseAuthConfig(std::string_view document, std::string_view host,

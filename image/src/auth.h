@@ -38,8 +38,9 @@ struct AuthChallenge {
 /// Parses the first challenge of a WWW-Authenticate header; throws kbatch::Error when malformed.
 AuthChallenge parseAuthChallenge(std::string_view header);
 
+/// Encodes standard padded base64 (kbatch::encodeBase64).
 std::string base64Encode(std::string_view data);
-/// Decodes standard base64 (padding optional); throws kbatch::Error naming `field` when invalid.
+/// Decodes standard padded base64; throws kbatch::Error naming `field` when invalid.
 std::string base64Decode(std::string_view text, std::string_view field);
 
 }  // namespace kbatch::image

@@ -222,13 +222,16 @@ void ClosurePlan::addLibrary(const LibraryRecord& library) {
   cache_entries_.push_back(entry);
 }
 
-std::string ClosurePlan::contentDigest() const {
+std::string ClosurePlan::contentDigest() const { return contentDigest(sha256File); }
+
+std::string ClosurePlan::contentDigest(
+    const std::function<std::string(const fs::path&)>& hash_file) const {
   Sha256 hash;
   for (const auto& [path, entry] : entries_) {
     hash.update(path.string());
     hash.update(std::to_string(static_cast<int>(entry.kind)) + " " + std::to_string(entry.mode));
     if (entry.kind == PlannedEntry::Kind::kSymlink) hash.update(entry.link_target.string());
-    if (entry.kind == PlannedEntry::Kind::kFile) hash.update(sha256File(entry.host_source));
+    if (entry.kind == PlannedEntry::Kind::kFile) hash.update(hash_file(entry.host_source));
   }
   for (const auto& entry : cache_entries_) hash.update(entry.name + "=" + entry.path.string());
   return hash.hex();

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -40,7 +41,10 @@ class ClosurePlan {
   const std::vector<LdCacheEntry>& cacheEntries() const { return cache_entries_; }
   const std::map<std::filesystem::path, PlannedEntry>& entries() const { return entries_; }
 
-  /// sha256 over every entry (path, kind, mode, link target, file content), in path order.
+  /// sha256 over every entry (path, kind, mode, link target, file content), in path order;
+  /// `hash_file` gives a file's content hash (e.g. from a FileHashCache).
+  std::string contentDigest(const std::function<std::string(const std::filesystem::path&)>&
+                                hash_file) const;
   std::string contentDigest() const;
 
   /// Creates every entry under `root` (which must exist), parents first.

@@ -1,23 +1,32 @@
 // buildDependencyImage(): resolve the job's binary, shell and extras, choose what to copy and what
-// to install, hash those inputs into the cache key, and build the root filesystem once per key.
+// to install, hash those inputs into the image key, and build the OCI image (base layers + one
+// dependency layer) into the image store once per key; locateDependencyImage(): the compute
+// node's lookup of an image pinned at submission.
 
 #include "kbatch/image/dependency_image.h"
 
 #include <fcntl.h>
 #include <pwd.h>
-#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
-#include <nlohmann/json.hpp>
-#include <random>
+#include <functional>
 #include <set>
 
 #include "closure_plan.h"
+#include "deps_hash_cache.h"
+#include "digest.h"
+#include "fs_util.h"
+#include "kbatch/image/store.h"
+#include "layer_extract.h"
+#include "manifest.h"
 #include "kbatch/common/error.h"
 #include "kbatch/common/log.h"
 #include "kbatch/image/deps.h"
+#include "kbatch/image/registry.h"
 #include "kbatch/image/resolve.h"
 #include "packages_builder.h"
 
@@ -108,24 +117,6 @@ void writeSkeleton(const fs::path& root) {
   if (!fs::exists(root / "etc/group")) writeTextFile(root / "etc/group", group);
 }
 
-/// A lock file held with flock(2) for the life of the object.
-class BuildLock {
- public:
-  explicit BuildLock(const fs::path& path) {
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw Error("lock image build", path.string(), describeErrno(errno));
-    while (::flock(fd_, LOCK_EX) != 0) {
-      if (errno != EINTR) throw Error("lock image build", path.string(), describeErrno(errno));
-    }
-  }
-  ~BuildLock() { ::close(fd_); }
-  BuildLock(const BuildLock&) = delete;
-  BuildLock& operator=(const BuildLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
-
 /// Everything one request resolves to, before any building.
 struct ResolvedInputs {
   std::vector<DependencyReport> reports;        // binary, shell, ELF extras
@@ -172,14 +163,17 @@ ResolvedInputs resolveInputs(const DependencyImageRequest& request) {
 /// object itself.
 struct PackageMapping {
   std::set<std::string> packages;
+  std::set<std::string> not_installed;  // found in a Contents index, no version known here
   std::vector<fs::path> unpackaged;  // resolved paths no package owns
 };
 
 /// `first_is_job_binary`: the job's own binary is always copied, never looked up; its libraries
 /// are mapped like everything else's.
 PackageMapping mapToPackages(const std::vector<DependencyReport>& reports,
-                             bool first_is_job_binary) {
+                             bool first_is_job_binary,
+                             const std::vector<fs::path>& contents_indexes) {
   std::vector<fs::path> wanted;
+  std::vector<std::string> missing_names;
   std::vector<std::vector<fs::path>> chains;
   auto want = [&](const std::vector<fs::path>& chain) {
     chains.push_back(chain);
@@ -187,17 +181,39 @@ PackageMapping mapToPackages(const std::vector<DependencyReport>& reports,
   };
   for (std::size_t i = 0; i < reports.size(); ++i) {
     const DependencyReport& report = reports[i];
-    for (const auto& missing : report.missingNames()) {
-      throw Error("build dependency image", report.binary.string(),
-                  "library " + missing + " not found on this host", {}, exit_code::kNotFound);
-    }
+    for (const auto& missing : report.missingNames()) missing_names.push_back(missing);
     if (i > 0 || !first_is_job_binary) want(followSymlinks(report.requested_path));
     if (report.interpreter) want(report.interpreter_chain);
     for (const auto& library : report.libraries) want(library.symlink_chain);
     for (const auto& plugin : report.plugins) want(followSymlinks(plugin));
   }
-  auto owners = lookupDebianPackages(wanted);
   PackageMapping mapping;
+  if (!missing_names.empty()) {
+    // Not installed here: the package that ships it, from the apt Contents indexes (apt-file).
+    auto indexes = contents_indexes.empty() ? findAptContentsIndexes() : contents_indexes;
+    auto shipped = lookupContentsIndexes(indexes, missing_names);
+    std::string unknown;
+    for (const auto& name : missing_names) {
+      if (auto it = shipped.find(name); it != shipped.end()) {
+        log::info("{} is not installed here; package {} ships it", name, it->second);
+        mapping.packages.insert(it->second);
+        mapping.not_installed.insert(it->second);
+      } else {
+        unknown += (unknown.empty() ? "" : ", ") + name;
+      }
+    }
+    if (!unknown.empty()) {
+      throw Error("build dependency image", reports.front().binary.string(),
+                  "libraries not found on this host" +
+                      std::string(indexes.empty() ? "" : " nor in the apt Contents indexes") +
+                      ": " + unknown,
+                  indexes.empty() ? "install them, or run `apt-file update` so that the packages "
+                                    "strategy can find the packages that ship them"
+                                  : "install them, or pass the job's --ld-library-path",
+                  exit_code::kNotFound);
+    }
+  }
+  auto owners = lookupDebianPackages(wanted);
   for (const auto& chain : chains) {
     std::optional<std::string> owner;
     for (auto it = chain.rbegin(); it != chain.rend() && !owner; ++it) {
@@ -213,22 +229,300 @@ PackageMapping mapToPackages(const std::vector<DependencyReport>& reports,
   return mapping;
 }
 
-std::string randomSuffix() {
-  std::random_device device;
-  return std::to_string(::getpid()) + "-" + std::to_string(device());
+/// The store name of the image with `key`.
+std::string dependencyImageName(const std::string& key) {
+  return std::string(kDependencyImageRepository) + ":" + key;
 }
 
-void writeManifest(const fs::path& file, const DependencyImage& image,
-                   const DependencyImageRequest& request, std::size_t entry_count) {
-  nlohmann::json manifest = {
-      {"key", image.key},
-      {"strategy", toString(image.strategy)},
-      {"binary", request.binary ? nlohmann::json(request.binary->string()) : nlohmann::json()},
-      {"shell", request.shell.string()},
-      {"packages", image.packages},
-      {"copied_entries", entry_count},
+/// A scratch directory in the store's tmp (same file system as roots/, so the finished root can
+/// be renamed into place), removed on destruction unless released.
+class ScratchDirectory {
+ public:
+  ScratchDirectory(const ImageStore& store, const std::string& label) {
+    std::string name_template = (store.tempDirectory() / (label + "-XXXXXX")).string();
+    std::vector<char> name(name_template.begin(), name_template.end());
+    name.push_back('\0');
+    if (::mkdtemp(name.data()) == nullptr) {
+      throw Error("create build directory", name_template, describeErrno(errno));
+    }
+    path_ = name.data();
+    ::chmod(path_.c_str(), 0755);
+  }
+  ~ScratchDirectory() {
+    try {
+      removeTree(path_);
+    } catch (const Error& error) {
+      log::warn("could not remove {}: {}", path_.string(), error.what());
+    }
+  }
+  ScratchDirectory(const ScratchDirectory&) = delete;
+  ScratchDirectory& operator=(const ScratchDirectory&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+/// Copies the tree `from` into the existing directory `to`, hard-linking regular files when both
+/// are on one file system (a base root of the store is never modified through such a link: the
+/// builder replaces files by unlink + create, never by writing into them).
+void linkOrCopyTree(const fs::path& from, const fs::path& to) {
+  for (auto it = fs::recursive_directory_iterator(from); it != fs::recursive_directory_iterator();
+       ++it) {
+    // Lexically: fs::relative() would resolve a link such as lib -> usr/lib to its target.
+    fs::path target = to / it->path().lexically_relative(from);
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0) {
+      throw Error("copy base root", it->path().string(), describeErrno(errno));
+    }
+    if (S_ISDIR(st.st_mode)) {
+      if (::mkdir(target.c_str(), (st.st_mode & 07777) | 0700) != 0 && errno != EEXIST) {
+        throw Error("copy base root", target.string(), describeErrno(errno));
+      }
+    } else if (S_ISLNK(st.st_mode)) {
+      fs::copy_symlink(it->path(), target);
+    } else if (S_ISREG(st.st_mode)) {
+      if (::link(it->path().c_str(), target.c_str()) != 0) {
+        if (errno != EXDEV && errno != EPERM && errno != EMLINK) {
+          throw Error("copy base root", target.string(), describeErrno(errno));
+        }
+        fs::copy_file(it->path(), target);
+      }
+    }
+  }
+}
+
+bool sameFileContent(const fs::path& a, const fs::path& b, const struct stat& sa,
+                     const struct stat& sb) {
+  if (sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino) return true;
+  if (sa.st_size != sb.st_size) return false;
+  UniqueFd fa(::open(a.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  UniqueFd fb(::open(b.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fa.valid() || !fb.valid()) return false;
+  std::vector<char> ba(1 << 16), bb(1 << 16);
+  for (;;) {
+    ssize_t na = ::read(fa.get(), ba.data(), ba.size());
+    if (na <= 0) return na == 0;
+    std::size_t got_b = 0;
+    while (got_b < static_cast<std::size_t>(na)) {
+      ssize_t nb = ::read(fb.get(), bb.data() + got_b, static_cast<std::size_t>(na) - got_b);
+      if (nb <= 0) return false;
+      got_b += static_cast<std::size_t>(nb);
+    }
+    if (std::memcmp(ba.data(), bb.data(), static_cast<std::size_t>(na)) != 0) return false;
+  }
+}
+
+/// Writes into `layer` what turns `lower` into `upper` as an OCI layer: every entry of `upper`
+/// that is new or differs from `lower` (type, permission bits, symlink target, content), with
+/// its parent directories, and a `.wh.NAME` whiteout for every entry `lower` has and `upper`
+/// lacks. Unchanged files cost one stat when they are hard links of each other.
+void writeDifferenceLayer(const fs::path& upper, const fs::path& lower, const fs::path& layer) {
+  std::size_t changed = 0;
+  auto ensureParents = [&](const fs::path& relative) {
+    fs::path dir = layer;
+    fs::path source = upper;
+    for (const auto& component : relative.parent_path()) {
+      dir /= component;
+      source /= component;
+      struct stat st {};
+      if (::lstat(dir.c_str(), &st) == 0) continue;
+      struct stat original {};
+      mode_t mode = ::lstat(source.c_str(), &original) == 0 ? (original.st_mode & 07777) : 0755;
+      if (::mkdir(dir.c_str(), mode | 0700) != 0) {
+        throw Error("write image layer", dir.string(), describeErrno(errno));
+      }
+      ::chmod(dir.c_str(), mode | 0700);
+    }
   };
-  writeTextFile(file, manifest.dump(2) + "\n");
+  auto addEntry = [&](const fs::path& relative, const struct stat& st) {
+    ensureParents(relative);
+    fs::path from = upper / relative;
+    fs::path to = layer / relative;
+    ++changed;
+    if (S_ISDIR(st.st_mode)) {
+      if (::mkdir(to.c_str(), (st.st_mode & 07777) | 0700) != 0 && errno != EEXIST) {
+        throw Error("write image layer", to.string(), describeErrno(errno));
+      }
+      ::chmod(to.c_str(), (st.st_mode & 07777) | 0700);
+    } else if (S_ISLNK(st.st_mode)) {
+      fs::copy_symlink(from, to);
+    } else if (S_ISREG(st.st_mode)) {
+      if (::link(from.c_str(), to.c_str()) != 0) fs::copy_file(from, to);
+    }
+  };
+  std::function<void(const fs::path&, bool)> walk = [&](const fs::path& relative, bool whole) {
+    fs::path dir = relative.empty() ? upper : upper / relative;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      fs::path child = relative / entry.path().filename();
+      struct stat su {};
+      if (::lstat(entry.path().c_str(), &su) != 0) {
+        throw Error("compare image roots", entry.path().string(), describeErrno(errno));
+      }
+      if (S_ISCHR(su.st_mode) || S_ISBLK(su.st_mode) || S_ISFIFO(su.st_mode) ||
+          S_ISSOCK(su.st_mode)) {
+        continue;  // never in an unprivileged image
+      }
+      struct stat sl {};
+      bool in_lower = !whole && ::lstat((lower / child).c_str(), &sl) == 0;
+      bool same_type = in_lower && (su.st_mode & S_IFMT) == (sl.st_mode & S_IFMT);
+      bool same_mode = same_type && (su.st_mode & 07777) == (sl.st_mode & 07777);
+      if (S_ISDIR(su.st_mode)) {
+        if (!same_mode) addEntry(child, su);
+        walk(child, whole || !same_type);
+      } else if (S_ISLNK(su.st_mode)) {
+        if (!same_type || fs::read_symlink(upper / child) != fs::read_symlink(lower / child)) {
+          addEntry(child, su);
+        }
+      } else if (!same_mode || !sameFileContent(upper / child, lower / child, su, sl)) {
+        addEntry(child, su);
+      }
+    }
+  };
+  walk("", false);
+  // Whiteouts for what the upper root removed.
+  std::function<void(const fs::path&)> removed = [&](const fs::path& relative) {
+    fs::path dir = relative.empty() ? lower : lower / relative;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      fs::path child = relative / entry.path().filename();
+      struct stat su {};
+      if (::lstat((upper / child).c_str(), &su) != 0) {
+        ensureParents(child);
+        fs::path whiteout = layer / relative / (".wh." + child.filename().string());
+        UniqueFd fd(::open(whiteout.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+        if (!fd.valid()) throw Error("write whiteout", whiteout.string(), describeErrno(errno));
+        ++changed;
+      } else if (S_ISDIR(su.st_mode) && entry.is_directory() && !entry.is_symlink()) {
+        removed(child);
+      }
+    }
+  };
+  removed("");
+  log::debug("dependency layer: {} entries differ from the base", changed);
+}
+
+/// Sets every mtime below `dir` (the directory included) to the epoch: a layer packed from it
+/// then depends only on content, so identical inputs give the identical image digest on any host
+/// and at any time (and a registry already holding the blobs skips them). Only entries the build
+/// created are touched: the dependency layer never holds a hard link into a base root.
+void normaliseTimes(const fs::path& dir) {
+  const struct timespec epoch[2] = {{0, 0}, {0, 0}};
+  std::vector<fs::path> directories;
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
+       ++it) {
+    if (it->is_directory() && !it->is_symlink()) {
+      directories.push_back(it->path());  // after its children, whose creation changed it
+      continue;
+    }
+    if (::utimensat(AT_FDCWD, it->path().c_str(), epoch, AT_SYMLINK_NOFOLLOW) != 0) {
+      throw Error("set file times in the image", it->path().string(), describeErrno(errno));
+    }
+  }
+  directories.push_back(dir);
+  for (const auto& directory : directories) {
+    if (::utimensat(AT_FDCWD, directory.c_str(), epoch, AT_SYMLINK_NOFOLLOW) != 0) {
+      throw Error("set file times in the image", directory.string(), describeErrno(errno));
+    }
+  }
+}
+
+/// The base an image is built on: its layers (blobs in the store, or a directory to pack) and its
+/// unpacked root (to build on and to compare with).
+struct BaseImage {
+  std::vector<fs::path> layers;
+  fs::path root;
+  std::string identity;  // for the key: the base manifest digest, or the directory
+};
+
+/// The base of an image `--base REF`: a store image's own layers when REF resolves to one,
+/// else the directory packed as one layer.
+BaseImage resolveBase(ImageStore& store, const std::string& reference) {
+  ResolveOptions options;
+  options.store_root = store.root();
+  BaseImage base;
+  base.root = resolveImageRoot(reference, options);
+  // An unpacked store root lives at roots/<manifest hex>/rootfs.
+  fs::path roots = base.root.parent_path().parent_path();
+  std::string hex = base.root.parent_path().filename().string();
+  std::error_code ec;
+  if (base.root.filename() == "rootfs" && fs::equivalent(roots, store.root() / "roots", ec) &&
+      isValidDigest("sha256:" + hex)) {
+    std::string digest = "sha256:" + hex;
+    ImageManifest manifest = parseImageManifest(store.readSmallBlob(digest), digest);
+    for (const auto& layer : manifest.layers) {
+      auto blob = store.findBlob(layer.digest);
+      if (!blob) {
+        throw Error("use base image", reference, "layer " + layer.digest + " is not in the store",
+                    "pull the base image again", exit_code::kNotFound);
+      }
+      base.layers.push_back(*blob);
+    }
+    base.identity = digest;
+  } else {
+    base.layers.push_back(base.root);
+    base.identity = "directory " + base.root.string();
+  }
+  return base;
+}
+
+/// The `packages` base: mmdebstrap's minbase of this machine's apt sources, built once per
+/// store and suite/sources and shared by every packages image as its first layer.
+BaseImage ensureDebianBase(ImageStore& store, bool quiet) {
+  std::string material = "kbatch minbase v1\nsuite " + detail::hostDistributionCodename() + "\n";
+  for (const auto& source : detail::hostAptSourceFiles()) {
+    material += "sources " + source.string() + " " + detail::sha256File(source) + "\n";
+  }
+  const std::string name = "kbatch-deps-base:" + detail::sha256Text(material);
+  auto finish = [&](const std::string& digest) {
+    BaseImage base;
+    base.identity = digest;
+    base.root = store.unpackedRoot(digest);
+    ImageManifest manifest = parseImageManifest(store.readSmallBlob(digest), digest);
+    for (const auto& layer : manifest.layers) base.layers.push_back(*store.findBlob(layer.digest));
+    return base;
+  };
+  if (auto record = store.lookup(name)) return finish(record->manifest_digest);
+  FileLock lock(store.lockPath("deps-base.lock"), FileLock::Mode::kExclusive);
+  if (auto record = store.lookup(name)) return finish(record->manifest_digest);
+  if (!quiet) log::info("building the base layer (mmdebstrap minbase, once per store)");
+  ScratchDirectory scratch(store, "deps-base");
+  const fs::path tar_file = scratch.path() / "base.tar";
+  detail::buildPackagesTar({}, tar_file, quiet);
+  NewImageRequest request;
+  request.layers = {tar_file};
+  request.config.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  request.source = "mmdebstrap --variant=minbase " + detail::hostDistributionCodename();
+  ImageRecord record = store.createImage(request);
+  store.tag(name, record.manifest_digest, request.source);
+  return finish(record.manifest_digest);
+}
+
+/// Unpacks a tar file with the store's own safe extractor (the same code that will unpack the
+/// image's layers on other nodes, so the comparison with the base sees what they will see).
+void extractTarInto(const fs::path& tar_file, const fs::path& root) {
+  UniqueFd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd.valid()) throw Error("open", root.string(), describeErrno(errno));
+  ExtractStats stats;
+  extractLayerFile(root_fd.get(), tar_file, tar_file.string(), extractLimitsFromEnvironment(),
+                   stats);
+}
+
+/// Finds a finished image by name; its root is unpacked if the store has only the blobs.
+std::optional<DependencyImage> findBuilt(ImageStore& store, DependencyImage image) {
+  auto record = store.lookup(image.store_name);
+  if (!record) return std::nullopt;
+  image.manifest_digest = record->manifest_digest;
+  auto root = store.findUnpackedRoot(record->manifest_digest);
+  image.rootfs = root ? *root : store.unpackedRoot(record->manifest_digest);
+  image.reused = true;
+  ImageConfigSettings config = store.imageConfig(record->manifest_digest);
+  if (auto it = config.labels.find("org.kbatch.strategy"); it != config.labels.end()) {
+    image.strategy = parseDependencyStrategy(it->second, "org.kbatch.strategy");
+  }
+  if (auto it = config.labels.find("org.kbatch.layers"); it != config.labels.end()) {
+    image.layers = static_cast<std::size_t>(std::stoul(it->second));
+  }
+  return image;
 }
 
 }  // namespace
@@ -236,18 +530,19 @@ void writeManifest(const fs::path& file, const DependencyImage& image,
 DependencyImage buildDependencyImageDetailed(const DependencyImageRequest& request) {
   const auto started = std::chrono::steady_clock::now();
   ResolvedInputs inputs = resolveInputs(request);
+  const fs::path store_root = request.cache_dir ? *request.cache_dir : dependencyCacheRoot();
+  ImageStore store(store_root);
 
   DependencyImage image;
   image.strategy = request.strategy;
   detail::ClosurePlan plan;
   std::vector<std::string> package_versions;
-  std::optional<fs::path> base_root;
-  if (request.base) base_root = resolveImageRoot(*request.base, ResolveOptions{});
 
   if (request.strategy == DependencyStrategy::kClosure) {
     for (const auto& report : inputs.reports) plan.addReport(report);
   } else {
-    PackageMapping mapping = mapToPackages(inputs.reports, request.binary.has_value());
+    PackageMapping mapping =
+        mapToPackages(inputs.reports, request.binary.has_value(), request.contents_indexes);
     if (!mapping.unpackaged.empty() && request.strategy == DependencyStrategy::kPackages) {
       std::string files;
       for (const auto& file : mapping.unpackaged) files += (files.empty() ? "" : ", ") + file.string();
@@ -255,20 +550,25 @@ DependencyImage buildDependencyImageDetailed(const DependencyImageRequest& reque
                   "no installed package provides " + files,
                   "use --strategy auto to copy those files from this host");
     }
-    if (base_root && !mapping.packages.empty()) {
+    if (request.base && !mapping.packages.empty()) {
       throw Error("build dependency image", *request.base,
                   "installing packages into a given --base is not supported",
                   "use --strategy closure with --base, or omit --base for a minbase root");
     }
     image.packages.assign(mapping.packages.begin(), mapping.packages.end());
-    package_versions = detail::installedPackageVersions(image.packages);
+    std::vector<std::string> installed;
+    for (const auto& package : image.packages) {
+      if (!mapping.not_installed.count(package)) installed.push_back(package);
+    }
+    package_versions = detail::installedPackageVersions(installed);
+    for (const auto& package : mapping.not_installed) package_versions.push_back(package + "=?");
     // The job's binary, and whatever no package provides (auto only), come from this host.
     if (request.binary) plan.addPath(inputs.reports.front().requested_path);
     for (const auto& file : mapping.unpackaged) plan.addPath(file);
     for (const auto& report : inputs.reports) {
       for (const auto& library : report.libraries) {
-        if (std::find(mapping.unpackaged.begin(), mapping.unpackaged.end(), *library.path) !=
-            mapping.unpackaged.end()) {
+        if (library.path && std::find(mapping.unpackaged.begin(), mapping.unpackaged.end(),
+                                      *library.path) != mapping.unpackaged.end()) {
           plan.addLibrary(library);
         }
       }
@@ -285,10 +585,15 @@ DependencyImage buildDependencyImageDetailed(const DependencyImageRequest& reque
     else plan.addPath(extra);
   }
 
-  // The key: everything that decides the image's content.
-  std::string key_material = "kbatch dependency image v1\n";
+  // The key: everything that decides the image's content. File contents are hashed once per
+  // (device, inode, size, mtime, ctime) and remembered, so the warm path reads no library.
+  detail::FileHashCache hashes(store_root / "deps" / "file-hashes");
+  std::string key_material = "kbatch dependency image v2\n";
   key_material += std::string("strategy ") + toString(image.strategy) + "\n";
-  key_material += "closure " + plan.contentDigest() + "\n";
+  key_material += "closure " +
+                  plan.contentDigest([&](const fs::path& file) { return hashes.hashFile(file); }) +
+                  "\n";
+  hashes.save();
   for (const auto& version : package_versions) key_material += "package " + version + "\n";
   if (!image.packages.empty()) {
     key_material += "suite " + detail::hostDistributionCodename() + "\n";
@@ -296,71 +601,221 @@ DependencyImage buildDependencyImageDetailed(const DependencyImageRequest& reque
       key_material += "sources " + source.string() + " " + detail::sha256File(source) + "\n";
     }
   }
-  if (base_root) key_material += "base " + base_root->string() + "\n";
+  std::optional<BaseImage> base;
+  if (request.base) {
+    base = resolveBase(store, *request.base);
+    key_material += "base " + base->identity + "\n";
+  }
   auto accounts = accountFiles();
   key_material += accounts.first + accounts.second;
   image.key = detail::sha256Text(key_material);
+  image.store_name = dependencyImageName(image.key);
+  log::debug("dependency image key {} ({} file hashes cached, {} computed)", image.key,
+             hashes.hits(), hashes.misses());
 
-  const fs::path cache_root = request.cache_dir ? *request.cache_dir : dependencyCacheRoot();
-  const fs::path image_dir = cache_root / "deps" / image.key;
-  image.rootfs = image_dir / "rootfs";
-  std::error_code ec;
-  if (fs::is_directory(image.rootfs, ec)) {
-    image.reused = true;
-    return image;
+  if (auto found = findBuilt(store, image)) return *found;
+  FileLock gc(store.gcLockPath(), FileLock::Mode::kShared);
+  FileLock lock(store.lockPath("deps-" + image.key + ".lock"), FileLock::Mode::kExclusive);
+  if (auto found = findBuilt(store, image)) return *found;  // built while we waited
+
+  if (!image.packages.empty()) base = ensureDebianBase(store, request.quiet);
+  ScratchDirectory scratch(store, "deps-" + image.key.substr(0, 12));
+  const fs::path staging = scratch.path() / "rootfs";
+  makeDirectories(staging);
+  if (!request.quiet) {
+    log::info("building dependency image {} ({}{})", image.key.substr(0, 12),
+              toString(image.strategy),
+              image.packages.empty() ? "" : ", " + std::to_string(image.packages.size()) + " packages");
   }
-  fs::create_directories(image_dir, ec);
-  if (ec) throw Error("create image cache directory", image_dir.string(), ec.message());
-  BuildLock lock(cache_root / "deps" / (image.key + ".lock"));
-  if (fs::is_directory(image.rootfs, ec)) {  // another process built it while we waited
-    image.reused = true;
-    return image;
+  if (!image.packages.empty()) {
+    const fs::path tar_file = scratch.path() / "packages.tar";
+    detail::buildPackagesTar(image.packages, tar_file, request.quiet);
+    extractTarInto(tar_file, staging);
+    fs::remove(tar_file);
+  } else if (base) {
+    linkOrCopyTree(base->root, staging);
   }
-  const fs::path scratch = image_dir / (".build-" + randomSuffix());
-  const fs::path staging = scratch / "rootfs";
-  try {
-    fs::create_directories(staging);
-    if (!image.packages.empty()) {
-      if (!request.quiet) {
-        log::info("building dependency image {} (packages: {})", image.key.substr(0, 12),
-                  image.packages.size());
-      }
-      detail::buildPackagesRoot(image.packages, staging, scratch, request.quiet);
-    } else if (base_root) {
-      // The base first, then the closure on top of it.
-      fs::copy(*base_root, staging,
-               fs::copy_options::recursive | fs::copy_options::copy_symlinks);
-    }
-    plan.materialise(staging);
-    writeSkeleton(staging);
-    if (!plan.cacheEntries().empty()) {
-      std::vector<LdCacheEntry> entries;
-      fs::path cache_file = staging / "etc/ld.so.cache";
-      if (fs::exists(cache_file)) entries = readLdCache(cache_file);
-      entries.insert(entries.end(), plan.cacheEntries().begin(), plan.cacheEntries().end());
-      fs::remove(cache_file);
-      writeLdCache(cache_file, entries);
-    }
-    writeManifest(scratch / "manifest.json", image, request, plan.entries().size());
-    fs::rename(scratch / "manifest.json", image_dir / "manifest.json");
-    // The rename publishes the finished root in one step: readers never see a partial image.
-    fs::rename(staging, image.rootfs);
-    fs::remove_all(scratch);
-  } catch (...) {
-    std::error_code cleanup;
-    fs::remove_all(scratch, cleanup);
-    throw;
+  plan.materialise(staging);
+  writeSkeleton(staging);
+  if (!plan.cacheEntries().empty()) {
+    std::vector<LdCacheEntry> entries;
+    fs::path cache_file = staging / "etc/ld.so.cache";
+    if (fs::exists(cache_file)) entries = readLdCache(cache_file);
+    entries.insert(entries.end(), plan.cacheEntries().begin(), plan.cacheEntries().end());
+    fs::remove(cache_file);
+    writeLdCache(cache_file, entries);
   }
+
+  // Layers: the base's, then one with everything this job adds.
+  NewImageRequest layers;
+  fs::path dependency_layer = staging;
+  if (base) {
+    dependency_layer = scratch.path() / "layer";
+    makeDirectories(dependency_layer);
+    writeDifferenceLayer(staging, base->root, dependency_layer);
+    layers.layers = base->layers;
+  }
+  normaliseTimes(dependency_layer);
+  layers.layers.push_back(dependency_layer);
+  image.layers = layers.layers.size();
+  layers.config.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  layers.config.labels = {{"org.kbatch.dependency-key", image.key},
+                          {"org.kbatch.strategy", toString(image.strategy)},
+                          {"org.kbatch.layers", std::to_string(image.layers)}};
+  if (request.binary) layers.config.labels["org.kbatch.binary"] = request.binary->string();
+  if (!image.packages.empty()) {
+    std::string list;
+    for (const auto& package : image.packages) list += (list.empty() ? "" : ",") + package;
+    layers.config.labels["org.kbatch.packages"] = list;
+  }
+  layers.source = "kbatch build --from-binary " +
+                  (request.binary ? request.binary->string() : request.shell.string());
+  ImageRecord record = store.createImage(layers);
+  image.manifest_digest = record.manifest_digest;
+  // The staged root is what the layers unpack to: it becomes the image's root without another
+  // unpack, and only then is the tag written, so a reader never finds a tag without its root.
+  image.rootfs = store.adoptUnpackedRoot(record.manifest_digest, staging);
+  store.tag(image.store_name, record.manifest_digest, layers.source);
   if (!request.quiet) {
     auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started);
-    log::info("built dependency image {} ({}) in {:.2f} s", image.key.substr(0, 12),
-              toString(image.strategy), elapsed.count());
+    log::info("built dependency image {} ({}, {} layer{}) in {:.2f} s", image.key.substr(0, 12),
+              toString(image.strategy), image.layers, image.layers == 1 ? "" : "s",
+              elapsed.count());
   }
   return image;
 }
 
 fs::path buildDependencyImage(const DependencyImageRequest& request) {
   return buildDependencyImageDetailed(request).rootfs;
+}
+
+// --- Finding a pinned image ---------------------------------------------------------------------
+
+const char* toString(DependencyImageOrigin origin) {
+  switch (origin) {
+    case DependencyImageOrigin::kLocalStore: return "local store";
+    case DependencyImageOrigin::kSiteCache: return "site cache";
+    case DependencyImageOrigin::kRegistry: return "registry";
+    case DependencyImageOrigin::kBuilt: return "built";
+  }
+  return "?";
+}
+
+PinnedImage parsePinnedImage(const std::string& text, const std::string& field) {
+  auto at = text.rfind("@sha256:");
+  if (at == std::string::npos || at == 0 || !isValidDigest(text.substr(at + 1))) {
+    throw Error("read dependency image", field,
+                "'" + text + "' is not REFERENCE@sha256:<64 hex digits>",
+                "the submit filter pins the image it built by its manifest digest");
+  }
+  return {text.substr(0, at), text.substr(at + 1)};
+}
+
+LocatedDependencyImage locateDependencyImage(const std::optional<PinnedImage>& pinned,
+                                             const DependencyImageRequest& fallback,
+                                             DependencyImageSources& sources) {
+  if (pinned) {
+    using Finder = std::optional<fs::path> (DependencyImageSources::*)(const PinnedImage&);
+    const std::pair<DependencyImageOrigin, Finder> steps[] = {
+        {DependencyImageOrigin::kLocalStore, &DependencyImageSources::findInLocalStore},
+        {DependencyImageOrigin::kSiteCache, &DependencyImageSources::findInSiteCache},
+        {DependencyImageOrigin::kRegistry, &DependencyImageSources::pullFromRegistry},
+    };
+    for (const auto& [origin, find] : steps) {
+      try {
+        if (auto root = (sources.*find)(*pinned)) {
+          log::info("dependency image {}: found in the {}", pinned->digest, toString(origin));
+          return {*root, origin};
+        }
+        log::debug("dependency image {}: not in the {}", pinned->digest, toString(origin));
+      } catch (const Error& error) {
+        log::warn("dependency image {}: the {} failed ({}); trying the next source",
+                  pinned->digest, toString(origin), error.oneLine());
+      }
+    }
+    log::info("dependency image {} is in no store, cache or registry: building it here",
+              pinned->digest);
+  }
+  return {sources.build(fallback), DependencyImageOrigin::kBuilt};
+}
+
+namespace {
+
+/// True when every blob of the image is in `store` (so unpacking needs no network).
+bool hasWholeImage(const ImageStore& store, const std::string& digest) {
+  if (!store.hasBlob(digest)) return false;
+  ImageManifest manifest = parseImageManifest(store.readSmallBlob(digest), digest);
+  if (!store.hasBlob(manifest.config.digest)) return false;
+  for (const auto& layer : manifest.layers) {
+    if (!store.hasBlob(layer.digest)) return false;
+  }
+  return true;
+}
+
+class StoreDependencyImageSources : public DependencyImageSources {
+ public:
+  explicit StoreDependencyImageSources(DependencyLookupOptions options)
+      : options_(std::move(options)) {
+    if (options_.store_root.empty()) options_.store_root = defaultStoreRoot();
+  }
+
+  std::optional<fs::path> findInLocalStore(const PinnedImage& image) override {
+    ImageStore local(options_.store_root);
+    if (auto root = local.findUnpackedRoot(image.digest)) return root;
+    if (!hasWholeImage(local, image.digest)) return std::nullopt;
+    return local.unpackedRoot(image.digest);
+  }
+
+  std::optional<fs::path> findInSiteCache(const PinnedImage& image) override {
+    if (options_.site_cache.empty()) return std::nullopt;
+    ImageStore site(options_.site_cache);
+    if (auto root = site.findUnpackedRoot(image.digest)) return root;
+    if (!hasWholeImage(site, image.digest)) return std::nullopt;
+    // Blobs only: unpack into the local store, reading the blobs from the site cache.
+    ImageStore local(options_.store_root, options_.site_cache);
+    return local.unpackedRoot(image.digest);
+  }
+
+  std::optional<fs::path> pullFromRegistry(const PinnedImage& image) override {
+    if (image.reference.rfind("docker://", 0) != 0) return std::nullopt;
+    ImageReference named = parseImageReference(image.reference);
+    ImageReference pinned = parseImageReference("docker://" + named.registry + "/" +
+                                                named.repository + "@" + image.digest);
+    ImageStore local(options_.store_root, options_.site_cache);
+    PullOptions pull;
+    pull.quiet = options_.quiet;
+    // Plain HTTP only where the site allows it (loopback, site.insecure_registries).
+    pull.insecure = plainHttpPermitted(pinned.registry, options_.insecure_registries);
+    pull.insecure_registries = options_.insecure_registries;
+    return pullImage(local, pinned, pull).rootfs;
+  }
+
+  fs::path build(const DependencyImageRequest& request) override {
+    DependencyImageRequest copy = request;
+    if (!copy.cache_dir) copy.cache_dir = options_.store_root;
+    return buildDependencyImage(copy);
+  }
+
+ private:
+  DependencyLookupOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<DependencyImageSources> makeStoreDependencyImageSources(
+    const DependencyLookupOptions& options) {
+  return std::make_unique<StoreDependencyImageSources>(options);
+}
+
+LocatedDependencyImage findOrBuildDependencyImage(const std::optional<std::string>& pinned_text,
+                                                  const DependencyImageRequest& fallback,
+                                                  const DependencyLookupOptions& options) {
+  std::optional<PinnedImage> pinned;
+  if (pinned_text) pinned = parsePinnedImage(*pinned_text, "--image");
+  auto sources = makeStoreDependencyImageSources(options);
+  auto located = locateDependencyImage(pinned, fallback, *sources);
+  log::debug("dependency image root {} ({})", located.rootfs.string(), toString(located.origin));
+  return located;
 }
 
 }  // namespace kbatch::image

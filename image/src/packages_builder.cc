@@ -166,11 +166,10 @@ void unpackTarInto(const fs::path& tar_file, const fs::path& root) {
   archive_write_close(writer.get());
 }
 
-void buildPackagesRoot(const std::vector<std::string>& packages, const fs::path& rootfs,
-                       const fs::path& scratch, bool quiet) {
+void buildPackagesTar(const std::vector<std::string>& packages, const fs::path& tar_file,
+                      bool quiet) {
   std::string include;
   for (const auto& package : packages) include += (include.empty() ? "" : ",") + package;
-  const fs::path tar_file = scratch / "rootfs.tar";
   std::vector<std::string> argv = {"mmdebstrap", "--mode=unshare", "--variant=minbase",
                                    "--format=tar"};
   if (quiet) argv.push_back("--quiet");
@@ -178,7 +177,9 @@ void buildPackagesRoot(const std::vector<std::string>& packages, const fs::path&
   argv.push_back(hostDistributionCodename());
   argv.push_back(tar_file.string());
   for (const auto& source : hostAptSourceFiles()) argv.push_back(source.string());
-  log::info("installing {} package(s) with mmdebstrap --mode=unshare", packages.size());
+  if (!quiet) {
+    log::info("installing {} package(s) with mmdebstrap --mode=unshare", packages.size());
+  }
   ProcessOptions options;
   options.capture_stderr = true;
   auto result = runProcess(argv, options);
@@ -189,6 +190,12 @@ void buildPackagesRoot(const std::vector<std::string>& packages, const fs::path&
                 "mmdebstrap's unshare mode needs unprivileged user namespaces and subordinate ids "
                 "(/etc/subuid) for the calling user; --strategy closure needs neither");
   }
+}
+
+void buildPackagesRoot(const std::vector<std::string>& packages, const fs::path& rootfs,
+                       const fs::path& scratch, bool quiet) {
+  const fs::path tar_file = scratch / "rootfs.tar";
+  buildPackagesTar(packages, tar_file, quiet);
   unpackTarInto(tar_file, rootfs);
   fs::remove(tar_file);
 }

@@ -24,6 +24,11 @@ std::vector<std::string> installedPackageVersions(const std::vector<std::string>
 void buildPackagesRoot(const std::vector<std::string>& packages, const std::filesystem::path& rootfs,
                        const std::filesystem::path& scratch, bool quiet);
 
+/// Runs `mmdebstrap --mode=unshare --variant=minbase --format=tar [--include=...]` from this
+/// machine's apt sources into `tar_file`. Throws kbatch::Error with mmdebstrap's last error line.
+void buildPackagesTar(const std::vector<std::string>& packages,
+                      const std::filesystem::path& tar_file, bool quiet);
+
 /// Unpacks a tar file into `root` safely (no absolute paths, no `..`, no links out of the root,
 /// no device nodes, no setuid bits, no ownership changes).
 void unpackTarInto(const std::filesystem::path& tar_file, const std::filesystem::path& root);

@@ -164,4 +164,11 @@ std::string ImageReference::toString() const {
   return name;
 }
 
+bool namesRegistryHost(const std::string& name) {
+  const auto slash = name.find('/');
+  if (slash == std::string::npos || slash == 0) return false;
+  const std::string first = name.substr(0, slash);
+  return first.find_first_of(".:") != std::string::npos || first == "localhost";
+}
+
 }  // namespace kbatch::image

@@ -26,8 +26,9 @@ struct HttpResponse {
   }
 };
 
-/// Whether plain HTTP may be used for `registry`: only when `--insecure` was given AND the site
-/// lists the host as insecure (`site_list`, or $KBATCH_INSECURE_REGISTRIES when the list is empty).
+/// Whether plain HTTP may be used for `registry`: only when `--insecure` was given AND the host is
+/// a loopback address or the site lists it as insecure (`site_list`, the policy's
+/// site.insecure_registries).
 /// Throws kbatch::Error when --insecure names a host the site does not allow.
 bool allowPlainHttp(const std::string& registry, bool insecure_flag,
                     const std::vector<std::string>& site_list);

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <system_error>
 #include <vector>
@@ -23,32 +25,17 @@
 #include "kbatch/image/reference.h"
 #include "layer_extract.h"
 #include "manifest.h"
+#include "store_internal.h"
 
 namespace kbatch::image {
 namespace {
 
 namespace fs = std::filesystem;
+using detail::escapeRefName;
+using detail::listDirectory;
 using nlohmann::json;
 
 constexpr std::uint64_t kMaxSmallBlobBytes = 4 << 20;
-
-// Tag names become file names: everything but [A-Za-z0-9._-] is percent-encoded, so "/" and ":"
-// cannot create directories or collide.
-std::string escapeRefName(const std::string& name) {
-  std::string out;
-  for (unsigned char c : name) {
-    if (std::isalnum(c) || c == '.' || c == '_' || c == '-') {
-      out += static_cast<char>(c);
-    } else {
-      char buffer[4];
-      std::snprintf(buffer, sizeof buffer, "%%%02X", c);
-      out += buffer;
-    }
-  }
-  // "." and ".." are escaped too so that no ref file can be a directory link.
-  if (out == "." || out == "..") out = out == "." ? "%2E" : "%2E%2E";
-  return out;
-}
 
 std::string nowRfc3339() {
   std::time_t now = std::time(nullptr);
@@ -59,64 +46,7 @@ std::string nowRfc3339() {
   return text;
 }
 
-std::vector<std::string> listDirectory(const fs::path& directory) {
-  std::vector<std::string> names;
-  DIR* dir = ::opendir(directory.c_str());
-  if (dir == nullptr) return names;
-  while (dirent* entry = ::readdir(dir)) {
-    std::string_view name = entry->d_name;
-    if (name == "." || name == "..") continue;
-    names.emplace_back(name);
-  }
-  ::closedir(dir);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-bool isHexPrefix(const std::string& text) {
-  std::string_view hex = text;
-  if (hex.rfind("sha256:", 0) == 0) hex.remove_prefix(7);
-  if (hex.size() < 12 || hex.size() > 64) return false;
-  return std::all_of(hex.begin(), hex.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
 }  // namespace
-
-fs::path defaultStoreRoot() {
-  if (const char* cache = std::getenv("KBATCH_CACHE"); cache != nullptr && *cache) return cache;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg) {
-    return fs::path(xdg) / "kbatch";
-  }
-  if (const char* home = std::getenv("HOME"); home != nullptr && *home) {
-    return fs::path(home) / ".cache" / "kbatch";
-  }
-  throw Error("find the image store", "", "none of KBATCH_CACHE, XDG_CACHE_HOME, HOME is set",
-              "set KBATCH_CACHE to a writable directory");
-}
-
-ImageStore::ImageStore(fs::path root, fs::path site_cache)
-    : root_(std::move(root)), site_cache_(std::move(site_cache)) {
-  for (const char* sub : {"blobs/sha256", "refs", "roots", "locks", "tmp", "sources"}) {
-    makeDirectories(root_ / sub);
-  }
-}
-
-fs::path ImageStore::blobPath(const std::string& digest) const {
-  return root_ / "blobs" / "sha256" / digestHex(digest);
-}
-
-std::optional<fs::path> ImageStore::findBlob(const std::string& digest) const {
-  std::string hex = digestHex(digest);
-  std::error_code ec;
-  if (!site_cache_.empty()) {
-    fs::path site = site_cache_ / "blobs" / "sha256" / hex;
-    if (fs::is_regular_file(site, ec)) return site;
-  }
-  fs::path local = root_ / "blobs" / "sha256" / hex;
-  if (fs::is_regular_file(local, ec)) return local;
-  return std::nullopt;
-}
 
 std::string ImageStore::readSmallBlob(const std::string& digest) const {
   auto path = findBlob(digest);
@@ -192,59 +122,6 @@ fs::path ImageStore::importBlobFile(const fs::path& file, const std::string& exp
   return target;
 }
 
-std::optional<ImageRecord> ImageStore::readRef(const fs::path& refs_dir, const std::string& name,
-                                               bool site) const {
-  fs::path file = refs_dir / escapeRefName(name);
-  std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) return std::nullopt;
-  json document = json::parse(readFileLimited(file, 1 << 20), nullptr, false);
-  if (!document.is_object() || !document.contains("manifest") || !document["manifest"].is_string() ||
-      !isValidDigest(document["manifest"].get<std::string>())) {
-    throw Error("read image tag", file.string(), "field 'manifest': expected a sha256 digest",
-                "remove the tag with `kbatch rmi` and pull again");
-  }
-  ImageRecord record;
-  record.name = document.value("name", name);
-  record.manifest_digest = document["manifest"].get<std::string>();
-  record.source = document.value("source", std::string());
-  record.created = document.value("created", std::string());
-  record.size = document.value("size", std::uint64_t{0});
-  record.from_site_cache = site;
-  return record;
-}
-
-std::optional<ImageRecord> ImageStore::lookup(const std::string& name_or_digest) const {
-  std::string name = name_or_digest;
-  if (name.rfind("docker://", 0) == 0 || name.rfind("oci:", 0) == 0 ||
-      name.rfind("oci-archive:", 0) == 0) {
-    name = parseImageReference(name).storeName();
-  }
-  if (auto record = readRef(root_ / "refs", name, false)) return record;
-  if (!site_cache_.empty()) {
-    if (auto record = readRef(site_cache_ / "refs", name, true)) return record;
-  }
-  if (isHexPrefix(name)) {
-    std::string prefix = name.rfind("sha256:", 0) == 0 ? name : "sha256:" + name;
-    std::optional<ImageRecord> match;
-    for (const auto& record : listImages()) {
-      if (record.manifest_digest.rfind(prefix, 0) != 0) continue;
-      if (match && match->manifest_digest != record.manifest_digest) {
-        throw Error("find image", name_or_digest, "the digest prefix matches more than one image",
-                    "give more digits");
-      }
-      match = record;
-    }
-    if (match) return match;
-    // An untagged image (e.g. a dependency image) is reachable by its full digest.
-    if (isValidDigest(prefix) && hasBlob(prefix)) {
-      ImageRecord record;
-      record.manifest_digest = prefix;
-      return record;
-    }
-  }
-  return std::nullopt;
-}
-
 ImageRecord ImageStore::tag(const std::string& name, const std::string& manifest_digest,
                             const std::string& source) {
   ImageManifest manifest = parseImageManifest(readSmallBlob(manifest_digest), manifest_digest);
@@ -260,32 +137,6 @@ ImageRecord ImageStore::tag(const std::string& name, const std::string& manifest
                    {"created", record.created}, {"size", size}};
   writeFileAtomic(root_ / "refs" / escapeRefName(name), document.dump(2) + "\n");
   return record;
-}
-
-std::vector<ImageRecord> ImageStore::listImages() const {
-  std::vector<ImageRecord> records;
-  std::set<std::string> seen;
-  auto collect = [&](const fs::path& refs_dir, bool site) {
-    for (const auto& file : listDirectory(refs_dir)) {
-      if (file.find(".tmp-") != std::string::npos) continue;  // an atomic write in progress
-      json document = json::parse(readFileLimited(refs_dir / file, 1 << 20), nullptr, false);
-      if (!document.is_object() || !document.contains("name")) {
-        log::warn("ignoring malformed image tag file {}", (refs_dir / file).string());
-        continue;
-      }
-      std::string name = document["name"].get<std::string>();
-      if (seen.count(name)) continue;
-      if (auto record = readRef(refs_dir, name, site)) {
-        seen.insert(name);
-        records.push_back(*record);
-      }
-    }
-  };
-  collect(root_ / "refs", false);
-  if (!site_cache_.empty()) collect(site_cache_ / "refs", true);
-  std::sort(records.begin(), records.end(),
-            [](const ImageRecord& a, const ImageRecord& b) { return a.name < b.name; });
-  return records;
 }
 
 bool ImageStore::removeTag(const std::string& name) {
@@ -306,21 +157,11 @@ bool ImageStore::removeTag(const std::string& name) {
   if (!still_used) {
     std::string hex = digestHex(record->manifest_digest);
     FileLock root_lock(lockPath("root-" + hex + ".lock"), FileLock::Mode::kExclusive);
-    removeTree(root_ / "roots" / hex);
+    // A running job's root stays; the first prune after the job removes it.
+    FileLock unused = FileLock::tryLock(lockPath("use-" + hex + ".lock"), FileLock::Mode::kExclusive);
+    if (unused.held()) removeTree(root_ / "roots" / hex);
   }
   return true;
-}
-
-std::optional<fs::path> ImageStore::findUnpackedRoot(const std::string& manifest_digest) const {
-  std::string hex = digestHex(manifest_digest);
-  std::error_code ec;
-  if (!site_cache_.empty()) {
-    fs::path site = site_cache_ / "roots" / hex / "rootfs";
-    if (fs::is_directory(site, ec)) return site;
-  }
-  fs::path local = root_ / "roots" / hex / "rootfs";
-  if (fs::is_directory(local, ec)) return local;
-  return std::nullopt;
 }
 
 fs::path ImageStore::unpackedRoot(const std::string& manifest_digest, const UnpackOptions& options) {
@@ -461,6 +302,15 @@ PruneReport ImageStore::prune() {
   }
   for (const auto& name : listDirectory(root_ / "roots")) {
     if (reachable_roots.count(name)) continue;
+    // Held while the root goes, so that no job can start using it halfway.
+    std::optional<FileLock> unused;
+    if (name.rfind(".tmp-", 0) != 0) {
+      unused.emplace(FileLock::tryLock(lockPath("use-" + name + ".lock"), FileLock::Mode::kExclusive));
+      if (!unused->held()) {
+        ++report.roots_in_use;
+        continue;
+      }
+    }
     fs::path path = root_ / "roots" / name;
     report.bytes_freed += treeSize(path);
     removeTree(path);
@@ -502,6 +352,69 @@ std::vector<std::string> ImageStore::blobSources(const std::string& digest) cons
     start = end + 1;
   }
   return sources;
+}
+
+}  // namespace kbatch::image
+
+// --- Added for dependency images (H-deps): publishing a root built from a directory ---
+namespace kbatch::image {
+
+std::filesystem::path ImageStore::adoptUnpackedRoot(const std::string& manifest_digest,
+                                                    const std::filesystem::path& prepared_root) {
+  namespace fs = std::filesystem;
+  std::string hex = digestHex(manifest_digest);
+  std::string config = readSmallBlob(
+      parseImageManifest(readSmallBlob(manifest_digest), manifest_digest).config.digest);
+  FileLock gc(gcLockPath(), FileLock::Mode::kShared);
+  FileLock lock(lockPath("root-" + hex + ".lock"), FileLock::Mode::kExclusive);
+  fs::path final_dir = root_ / "roots" / hex;
+  std::error_code ec;
+  if (fs::is_directory(final_dir / "rootfs", ec)) {
+    removeTree(prepared_root);
+    return final_dir / "rootfs";
+  }
+  // The same layout unpackedRoot() publishes: roots/.tmp-<hex>-X/{rootfs,config.json}, renamed.
+  fs::path temp_dir = root_ / "roots" / (".tmp-" + hex + "-adopt" + std::to_string(::getpid()));
+  removeTree(temp_dir);
+  makeDirectories(temp_dir);
+  try {
+    if (::rename(prepared_root.c_str(), (temp_dir / "rootfs").c_str()) != 0) {
+      throw Error("publish image root", prepared_root.string(), describeErrno(errno),
+                  "the prepared root must be on the store's file system");
+    }
+    writeFileAtomic(temp_dir / "config.json", config);
+    // Everything on disk before the rename publishes it. A dependency image has a few dozen
+    // files: fsyncing each is far cheaper than a syncfs that also waits for every other writer
+    // of a busy file system; a large tree (packages) takes the one syncfs.
+    constexpr std::size_t kFsyncEachUpTo = 2000;
+    std::vector<fs::path> entries;
+    for (auto it = fs::recursive_directory_iterator(temp_dir / "rootfs");
+         it != fs::recursive_directory_iterator() && entries.size() <= kFsyncEachUpTo; ++it) {
+      if (!it->is_symlink()) entries.push_back(it->path());
+    }
+    entries.push_back(temp_dir / "rootfs");
+    if (entries.size() > kFsyncEachUpTo) {
+      UniqueFd root_fd(::open((temp_dir / "rootfs").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!root_fd.valid() || ::syncfs(root_fd.get()) != 0) {
+        throw Error("sync", (temp_dir / "rootfs").string(), describeErrno(errno));
+      }
+    } else {
+      for (const auto& entry : entries) {
+        UniqueFd fd(::open(entry.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        if (!fd.valid() || ::fsync(fd.get()) != 0) {
+          throw Error("sync", entry.string(), describeErrno(errno));
+        }
+      }
+    }
+    if (::rename(temp_dir.c_str(), final_dir.c_str()) != 0) {
+      throw Error("publish image root", final_dir.string(), describeErrno(errno));
+    }
+    syncDirectory(root_ / "roots");
+  } catch (...) {
+    removeTree(temp_dir);
+    throw;
+  }
+  return final_dir / "rootfs";
 }
 
 }  // namespace kbatch::image

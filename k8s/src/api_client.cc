@@ -22,6 +22,46 @@ void initialiseCurlOnce() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+/// TLS sessions and DNS answers shared by every client of the process: a job's Pod takes a few
+/// connections (requests, watch, log, delete), and after the first full handshake the others
+/// resume the TLS session instead of repeating it. Connections themselves are not shared: libcurl
+/// does not support sharing them between concurrent threads.
+class SharedCurlState {
+ public:
+  static CURLSH* get() {
+    static SharedCurlState instance;
+    return instance.share_;
+  }
+
+ private:
+  SharedCurlState() {
+    initialiseCurlOnce();
+    share_ = curl_share_init();
+    if (share_ == nullptr) return;  // each handle then keeps its own sessions
+    curl_share_setopt(share_, CURLSHOPT_LOCKFUNC, &SharedCurlState::lock);
+    curl_share_setopt(share_, CURLSHOPT_UNLOCKFUNC, &SharedCurlState::unlock);
+    curl_share_setopt(share_, CURLSHOPT_USERDATA, this);
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  }
+  // Never cleaned up: handles in other threads may still use it while the process exits.
+
+  static void lock(CURL*, curl_lock_data data, curl_lock_access, void* self) {
+    static_cast<SharedCurlState*>(self)->mutexes_[index(data)].lock();
+  }
+  static void unlock(CURL*, curl_lock_data data, void* self) {
+    static_cast<SharedCurlState*>(self)->mutexes_[index(data)].unlock();
+  }
+  static std::size_t index(curl_lock_data data) {
+    const auto value = static_cast<std::size_t>(data);
+    return value < kLocks ? value : 0;
+  }
+
+  static constexpr std::size_t kLocks = CURL_LOCK_DATA_LAST;
+  CURLSH* share_ = nullptr;
+  std::mutex mutexes_[kLocks];
+};
+
 std::string trim(std::string text) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
   std::size_t start = 0;
@@ -48,6 +88,7 @@ class CurlTransport final : public HttpTransport {
     Transfer transfer{sink, cancel, {}, curl, false};
     const std::string url = access_.server + request.path;
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    if (CURLSH* share = SharedCurlState::get()) curl_easy_setopt(curl, CURLOPT_SHARE, share);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);

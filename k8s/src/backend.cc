@@ -113,38 +113,11 @@ class PodRun {
 
   const std::string& name() const { return name_; }
 
-  /// Creates the Pod, or adopts the Pod an earlier kbatch of this job created.
+  /// Creates the Pod, or adopts the Pod an earlier kbatch of this job created. The POST goes
+  /// first: a job's Pod almost never exists yet, and asking before creating would cost every job
+  /// a round trip.
   void createOrAdopt() {
-    const std::string job_label = manifest_["metadata"]["labels"][kJobIdLabel].get<std::string>();
-    const std::string job_id =
-        manifest_["metadata"]["annotations"][kJobIdAnnotation].get<std::string>();
     for (int attempt = 0; attempt < 5; ++attempt) {
-      json existing;
-      try {
-        existing = client_.get(podsPath(ns_) + "/" + name_);
-      } catch (const ApiError& error) {
-        if (error.httpStatus() != 404) throw;
-      }
-      if (!existing.is_null()) {
-        const json& meta = existing["metadata"];
-        const bool ours = meta.contains("labels") && meta["labels"].value(kJobIdLabel, "") == job_label &&
-                          meta.contains("annotations") &&
-                          meta["annotations"].value(kJobIdAnnotation, "") == job_id;
-        if (!ours) {
-          throw Error(kAction, ns_ + "/" + name_,
-                      "a Pod of that name exists and does not belong to batch job " + job_id,
-                      "delete it or check the job id labels", kbatch::exit_code::kKbatchError);
-        }
-        if (meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null()) {
-          // An earlier Pod of this job is being deleted: wait for it to go, then create anew.
-          log::info("k8s: Pod {}/{} of an earlier run is terminating; waiting for it", ns_, name_);
-          waitUntilGone(meta["uid"].get<std::string>());
-          continue;
-        }
-        adopt(existing);
-        log::info("k8s: adopted existing Pod {}/{} (uid {})", ns_, name_, uid_);
-        return;
-      }
       if (state_.cancel.load()) {
         throw Error(kAction, ns_ + "/" + name_, "cancelled before the Pod was created", "",
                     kbatch::exit_code::kSignalBase + state_.signal.load());
@@ -157,10 +130,12 @@ class PodRun {
                    manifest_["spec"]["nodeName"].get<std::string>());
         return;
       } catch (ApiError& error) {
-        if (error.httpStatus() == 409 && error.reason() == "AlreadyExists") continue;
-        error.addContext("while creating Pod " + ns_ + "/" + name_);
-        throw;
+        if (error.httpStatus() != 409 || error.reason() != "AlreadyExists") {
+          error.addContext("while creating Pod " + ns_ + "/" + name_);
+          throw;
+        }
       }
+      if (adoptExisting()) return;
     }
     throw Error(kAction, ns_ + "/" + name_, "the Pod kept appearing and disappearing");
   }
@@ -295,6 +270,43 @@ class PodRun {
   bool deleted() const { return deleted_.load(); }
 
  private:
+  /// A Pod of the job's name exists: adopts it if it is this job's and alive. Returns false when
+  /// it went away (or is going), so that the caller creates the Pod again.
+  bool adoptExisting() {
+    const std::string job_label = manifest_["metadata"]["labels"][kJobIdLabel].get<std::string>();
+    const std::string job_id =
+        manifest_["metadata"]["annotations"][kJobIdAnnotation].get<std::string>();
+    json existing;
+    try {
+      existing = client_.get(podsPath(ns_) + "/" + name_);
+    } catch (const ApiError& error) {
+      if (error.httpStatus() == 404) return false;
+      throw;
+    }
+    const json& meta = existing["metadata"];
+    const bool ours = meta.contains("labels") && meta["labels"].value(kJobIdLabel, "") == job_label &&
+                      meta.contains("annotations") &&
+                      meta["annotations"].value(kJobIdAnnotation, "") == job_id;
+    if (!ours) {
+      throw Error(kAction, ns_ + "/" + name_,
+                  "a Pod of that name exists and does not belong to batch job " + job_id,
+                  "delete it or check the job id labels", kbatch::exit_code::kKbatchError);
+    }
+    if (meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null()) {
+      // An earlier Pod of this job is being deleted: wait for it to go, then create anew.
+      log::info("k8s: Pod {}/{} of an earlier run is terminating; waiting for it", ns_, name_);
+      waitUntilGone(meta["uid"].get<std::string>());
+      return false;
+    }
+    // The log is followed from its start, not from where an earlier kbatch stopped: a batch
+    // job that runs its script again (requeue, rerun) has a fresh output file, which must hold
+    // the whole log. Only a second kbatch inside one run would duplicate lines, and the job's
+    // own script does not start one.
+    adopt(existing);
+    log::info("k8s: adopted existing Pod {}/{} (uid {})", ns_, name_, uid_);
+    return true;
+  }
+
   void adopt(const json& pod) {
     pod_ = pod;
     {
@@ -447,6 +459,11 @@ class PodRun {
   }
 
   bool containerHasEnded(ApiClient& client) {
+    {
+      // Usually the watch has already seen the container end: no need to ask.
+      std::lock_guard<std::mutex> lock(verdict_mutex_);
+      if (verdict_.progress == PodProgress::kFinished) return true;
+    }
     try {
       json pod = client.get(podsPath(ns_) + "/" + name_);
       if (pod["metadata"].value("uid", "") != uid_) return true;

@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "base64.h"
+#include "kbatch/common/base64.h"
 #include "kbatch/common/error.h"
 
 namespace kbatch::k8s {
@@ -72,12 +72,12 @@ std::string dataOrFile(const Entry& entry, const char* data_key, const char* fil
                        const std::string& where) {
   std::string data = scalar(entry, data_key, where);
   if (!data.empty()) {
-    std::string decoded;
-    if (!decodeBase64(data, &decoded)) {
+    std::optional<std::string> decoded = decodeBase64(data);
+    if (!decoded) {
       throw Error(kAction, entry.file.string(),
                   where + "." + data_key + ": not valid base64");
     }
-    return decoded;
+    return *decoded;
   }
   std::string file = scalar(entry, file_key, where);
   if (file.empty()) return {};

@@ -324,6 +324,21 @@ Decision evaluate(const Policy& policy, const JobSpec& job, const EvaluationCont
   return decision;
 }
 
+const LibraryPattern* findMissingLibrary(const Policy& policy, std::string_view library) {
+  std::string_view name = library.substr(library.rfind('/') == std::string_view::npos
+                                             ? 0
+                                             : library.rfind('/') + 1);
+  for (const auto& pattern : policy.compute_nodes.missing_libraries) {
+    if (detail::globMatches(pattern.glob, name)) return &pattern;
+  }
+  // An overlay may name more (it can only make more jobs run in a container, which the policy
+  // then checks).
+  for (const auto& extra : policy.also_required) {
+    if (const LibraryPattern* found = findMissingLibrary(extra, library)) return found;
+  }
+  return nullptr;
+}
+
 std::vector<SiteBind> expandSiteBinds(const Policy& policy, const EvaluationContext& context) {
   std::vector<SiteBind> binds;
   for (const auto& bind : policy.site_binds) {

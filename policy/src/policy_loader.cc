@@ -259,7 +259,8 @@ class PolicyReader {
     if (root.IsNull()) return;  // an empty file: the built-in defaults
     auto top = readMap(root, "",
                        {"version", "backends", "images", "binds", "resources", "seccomp",
-                        "capabilities", "fakeroot", "submit_filter", "site", "kubernetes"},
+                        "capabilities", "fakeroot", "submit_filter", "compute_nodes", "site",
+                        "kubernetes"},
                        {"seccomp", "submit_filter", "site", "kubernetes"});
     if (auto it = top.find("version"); it != top.end()) {
       integer(it->second.second, "version", 1, 1);
@@ -277,7 +278,10 @@ class PolicyReader {
       policy.fakeroot_where = at(it->second.first);
     }
     if (auto it = top.find("submit_filter"); it != top.end()) {
-      auto entries = readMap(it->second.second, "submit_filter", {"on_error"});
+      auto entries = readMap(it->second.second, "submit_filter", {"on_error", "detect"});
+      if (auto detect = entries.find("detect"); detect != entries.end()) {
+        policy.submit_filter_detect = boolean(detect->second.second, "submit_filter.detect");
+      }
       if (auto mode = entries.find("on_error"); mode != entries.end()) {
         std::string value = scalar(mode->second.second, "submit_filter.on_error");
         if (value == "closed") {
@@ -290,6 +294,9 @@ class PolicyReader {
         }
       }
     }
+    if (auto it = top.find("compute_nodes"); it != top.end()) {
+      readComputeNodes(it->second.second, policy);
+    }
     if (auto it = top.find("site"); it != top.end()) readSite(it->second.second, policy);
     if (auto it = top.find("kubernetes"); it != top.end()) {
       readKubernetes(it->second.second, policy);
@@ -297,6 +304,21 @@ class PolicyReader {
   }
 
  private:
+  void readComputeNodes(const YAML::Node& node, Policy& policy) {
+    auto entries = readMap(node, "compute_nodes", {"missing_libraries"});
+    if (auto it = entries.find("missing_libraries"); it != entries.end()) {
+      const std::string field = "compute_nodes.missing_libraries";
+      for (const auto& [glob, item] : stringList(it->second.second, field)) {
+        // Matched against file names: a '/' could never match, so it is a mistake.
+        if (glob.empty() || glob.find('/') != std::string::npos) {
+          fail(item, field + ": '" + glob + "' must be a library file name pattern such as "
+                     "'libopenblas.so.*', without '/'");
+        }
+        policy.compute_nodes.missing_libraries.push_back({glob, at(item)});
+      }
+    }
+  }
+
   void readBackends(const YAML::Node& node, Policy& policy) {
     auto entries = readMap(node, "backends", {"allowed", "default"}, {"default"});
     policy.backends_where = at(node);
@@ -717,18 +739,34 @@ Policy parsePolicyText(std::string_view text, const std::string& name, const Loa
                 "invalid UTF-8 (a policy must be UTF-8 text)");
   }
   YAML::Node root;
+  auto refuse = [&name](const detail::YamlLimitViolation& violation) {
+    return Error(kLoadAction,
+                 name + ":" + std::to_string(violation.where.line) + ":" +
+                     std::to_string(violation.where.column),
+                 violation.cause);
+  };
   try {
-    // The event pass counts nodes with aliases expanded, and documents. It must run on every
-    // input: besides alias bombs, yaml-cpp 0.7 reads some malformed text (", x]" at the top) as an
-    // endless series of empty documents, and YAML::Load would return an empty policy for it.
-    if (auto violation =
-            detail::checkYamlLimits(text, options.max_yaml_nodes, options.max_aliases)) {
-      throw Error(kLoadAction,
-                  name + ":" + std::to_string(violation->where.line) + ":" +
-                      std::to_string(violation->where.column),
-                  violation->cause);
-    }
+    // One parse: yaml-cpp costs about a microsecond per policy line, and this runs at every job's
+    // start (bench/policy_bench.sh). YAML::Load shares an anchor's node among its aliases, so
+    // loading an alias bomb is cheap; the walk below counts it expanded before anything reads it.
     root = YAML::Load(std::string(text));
+    if (root.IsNull()) {
+      // yaml-cpp 0.7 reads some malformed text (", x]" at the top) as an endless series of empty
+      // documents, and YAML::Load returns an empty node for it, i.e. the built-in defaults. Only
+      // an empty policy loads as null, so the event pass that sees the documents is cheap here.
+      if (auto violation =
+              detail::checkYamlLimits(text, options.max_yaml_nodes, options.max_aliases)) {
+        throw refuse(*violation);
+      }
+    } else {
+      if (auto second = detail::findSecondDocument(text)) {
+        throw refuse({*second, "more than one YAML document; a policy is one document"});
+      }
+      if (auto violation =
+              detail::checkLoadedYamlLimits(root, options.max_yaml_nodes, options.max_aliases)) {
+        throw refuse(*violation);
+      }
+    }
   } catch (const YAML::Exception& error) {
     throw Error(kLoadAction,
                 name + ":" + std::to_string(error.mark.line + 1) + ":" +

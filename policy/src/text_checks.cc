@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 #include <sstream>
+#include <unordered_map>
 
 namespace kbatch::policy::detail {
 
@@ -167,6 +168,125 @@ std::optional<YamlLimitViolation> checkYamlLimits(std::string_view text, std::si
   return counter.violation;
 }
 
+namespace {
+
+/// A node of a loaded tree, known by where it was parsed (aliases repeat their anchor's mark).
+struct NodeKey {
+  int pos, line, column, type;
+  bool operator==(const NodeKey& other) const {
+    return pos == other.pos && line == other.line && column == other.column && type == other.type;
+  }
+};
+struct NodeKeyHash {
+  std::size_t operator()(const NodeKey& key) const {
+    return std::hash<long long>()((static_cast<long long>(key.pos) << 3) ^ key.type);
+  }
+};
+
+class LoadedTreeCounter {
+ public:
+  LoadedTreeCounter(std::size_t max_nodes, std::size_t max_aliases)
+      : max_nodes_(max_nodes), max_aliases_(max_aliases) {}
+
+  std::optional<YamlLimitViolation> violation;
+
+  // The expanded size of `node`'s subtree; each shared subtree is walked once.
+  std::size_t count(const YAML::Node& node) {
+    if (violation) return 0;
+    const YAML::Mark mark = node.Mark();
+    const NodeKey key{mark.pos, mark.line, mark.column, static_cast<int>(node.Type())};
+    auto found = sizes_.find(key);
+    if (found != sizes_.end()) {
+      // Seen before: an alias to it (a node without a position, made up by the loader for an
+      // empty value, is not one).
+      if (mark.pos >= 0 && ++aliases_ > max_aliases_) {
+        record(mark, "more than " + std::to_string(max_aliases_) + " YAML aliases");
+      }
+      return found->second;
+    }
+    sizes_[key] = 1;  // while inside: an alias to an enclosing node adds nothing more
+    std::size_t size = 1;
+    if (node.IsMap()) {
+      for (auto it = node.begin(); it != node.end() && !violation; ++it) {
+        size = saturatingAdd(size, count(it->first));
+        size = saturatingAdd(size, count(it->second));
+      }
+    } else if (node.IsSequence()) {
+      for (auto it = node.begin(); it != node.end() && !violation; ++it) {
+        size = saturatingAdd(size, count(*it));
+      }
+    }
+    sizes_[key] = size;
+    if (size > max_nodes_) {
+      record(mark, "more than " + std::to_string(max_nodes_) +
+                       " YAML nodes once aliases are expanded (an alias bomb?)");
+    }
+    return size;
+  }
+
+ private:
+  static std::size_t saturatingAdd(std::size_t x, std::size_t y) {
+    return y > std::numeric_limits<std::size_t>::max() - x ? std::numeric_limits<std::size_t>::max()
+                                                            : x + y;
+  }
+  void record(const YAML::Mark& mark, std::string cause) {
+    if (!violation) {
+      violation = YamlLimitViolation{{std::max(mark.line, 0) + 1, std::max(mark.column, 0) + 1},
+                                     std::move(cause)};
+    }
+  }
+
+  std::size_t max_nodes_;
+  std::size_t max_aliases_;
+  std::size_t aliases_ = 0;
+  std::unordered_map<NodeKey, std::size_t, NodeKeyHash> sizes_;
+};
+
+bool isDocumentMarker(std::string_view line, std::string_view marker) {
+  return line.substr(0, 3) == marker && (line.size() == 3 || line[3] == ' ' || line[3] == '\t');
+}
+
+}  // namespace
+
+std::optional<YamlLimitViolation> checkLoadedYamlLimits(const YAML::Node& root,
+                                                        std::size_t max_nodes,
+                                                        std::size_t max_aliases) {
+  LoadedTreeCounter counter(max_nodes, max_aliases);
+  counter.count(root);
+  return counter.violation;
+}
+
+std::optional<TextPosition> findSecondDocument(std::string_view text) {
+  bool content = false;  // the first document has begun
+  bool ended = false;    // ... closed it
+  int line_number = 0;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t newline = text.find('\n', start);
+    std::string_view line = text.substr(start, newline == std::string_view::npos
+                                                   ? std::string_view::npos
+                                                   : newline - start);
+    start = newline == std::string_view::npos ? text.size() : newline + 1;
+    ++line_number;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (isDocumentMarker(line, "---")) {
+      if (content || ended) return TextPosition{line_number, 1};
+      content = true;  // an explicit start of the first document
+      continue;
+    }
+    if (isDocumentMarker(line, "...")) {
+      ended = true;
+      continue;
+    }
+    std::size_t first = line.find_first_not_of(" \t");
+    if (first == std::string_view::npos || line[first] == '#') continue;  // blank or comment
+    if (line[0] == '%' && !content) continue;  // a directive before the document
+    if (ended) return TextPosition{line_number, 1};
+    content = true;
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> closestMatch(const std::string& word,
                                         const std::vector<std::string>& candidates) {
   auto distance = [](const std::string& a, const std::string& b) {
@@ -195,6 +315,11 @@ std::optional<std::string> closestMatch(const std::string& word,
 }
 
 bool globMatches(std::string_view pattern, std::string_view text) {
+  // The literal prefix decides most non-matches at once: a site's patterns share a registry and
+  // differ in a project name, and `kbatch exec` matches the job's image against every one of them.
+  std::size_t literal = pattern.find_first_of("*?");
+  if (literal == std::string_view::npos) return pattern == text;
+  if (text.substr(0, literal) != pattern.substr(0, literal)) return false;
   enum class Token { kLiteral, kOne, kStar, kDoubleStar };
   std::vector<std::pair<Token, char>> tokens;
   for (std::size_t i = 0; i < pattern.size(); ++i) {

@@ -9,6 +9,10 @@
 #include <string_view>
 #include <vector>
 
+namespace YAML {
+class Node;
+}
+
 namespace kbatch::policy::detail {
 
 /// Position of the first byte that is not valid UTF-8, as 1-based line and column.
@@ -27,6 +31,16 @@ struct YamlLimitViolation {
 };
 std::optional<YamlLimitViolation> checkYamlLimits(std::string_view text, std::size_t max_nodes,
                                                   std::size_t max_aliases);
+/// The same limits on the tree YAML::Load built, where an alias shares its anchor's node (a node
+/// is known by its mark): walking it costs the unique nodes, not the expanded ones, so that one
+/// parse of the text serves both the limits and the policy.
+std::optional<YamlLimitViolation> checkLoadedYamlLimits(const YAML::Node& root,
+                                                        std::size_t max_nodes,
+                                                        std::size_t max_aliases);
+/// Where a second YAML document starts: a "---" line after content, or content after a "..."
+/// line (document markers stand at column 0, where no scalar's text can be). YAML::Load reads
+/// only the first document, so a policy split in two would otherwise lose its second half.
+std::optional<TextPosition> findSecondDocument(std::string_view text);
 
 /// The closest candidate within a small edit distance, for "did you mean ...?".
 std::optional<std::string> closestMatch(const std::string& word,

@@ -4,10 +4,12 @@
 
 namespace kbatch::rewrite::detail {
 
-std::optional<std::vector<Word>> splitDirectiveWords(std::string_view text, std::string* problem) {
+std::optional<std::vector<Word>> splitDirectiveWords(std::string_view text, std::string* problem,
+                                                     QuoteRule rule) {
   std::vector<Word> words;
   std::size_t i = 0;
   auto blank = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+  const bool keep_quotes = rule == QuoteRule::kKeepQuotes;
   while (i < text.size()) {
     while (i < text.size() && blank(text[i])) ++i;
     if (i >= text.size()) break;
@@ -21,7 +23,8 @@ std::optional<std::vector<Word>> splitDirectiveWords(std::string_view text, std:
           *problem = std::string("unmatched ") + c + " quote";
           return std::nullopt;
         }
-        word.text.append(text.substr(i + 1, close - i - 1));
+        word.text.append(keep_quotes ? text.substr(i, close - i + 1)
+                                     : text.substr(i + 1, close - i - 1));
         i = close + 1;
       } else if (c == '\\') {
         if (i + 1 >= text.size()) {
@@ -39,6 +42,14 @@ std::optional<std::vector<Word>> splitDirectiveWords(std::string_view text, std:
     words.push_back(std::move(word));
   }
   return words;
+}
+
+std::string stripEnclosingQuotes(std::string_view word) {
+  if (word.size() >= 2 && (word.front() == '"' || word.front() == '\'') &&
+      word.back() == word.front() && word.find(word.front(), 1) == word.size() - 1) {
+    return std::string(word.substr(1, word.size() - 2));
+  }
+  return std::string(word);
 }
 
 }  // namespace kbatch::rewrite::detail

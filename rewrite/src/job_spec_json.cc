@@ -50,6 +50,7 @@ std::string jobSpecToJson(const JobSpec& spec, int indent) {
       {"shell", orNull(spec.shell)},
       {"resources",
        {{"nodes", orNull(resources.nodes)},
+        {"max_nodes", orNull(resources.max_nodes)},
         {"ppn", orNull(resources.ppn)},
         {"procs", orNull(resources.procs)},
         {"cpus_per_task", orNull(resources.cpus_per_task)},

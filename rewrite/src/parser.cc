@@ -139,6 +139,7 @@ void SpecBuilder::applyNodes(const std::string& value, const Location& where) {
   int total = 0;
   for (const auto& request : requests) total += request.count;
   resources.nodes = total;
+  resources.max_nodes.reset();  // a TORQUE node list is exact
   resources.ppn = requests.front().ppn;
   nodes_gpus_ = requests.front().gpus;
   resources.node_requests = std::move(requests);
@@ -150,19 +151,55 @@ void SpecBuilder::applyResourceList(const std::string& list, const Location& whe
     fail(where, "-l " + list + " combines nodes= and procs=", "either nodes=... or procs=N");
   }
   Resources& resources = spec_->resources;
+  constexpr std::string_view kListForm = "-l NAME=VALUE[,NAME=VALUE]...";
   std::size_t start = 0;
   while (start <= list.size()) {
+    // As TORQUE's add_verify_resources: NAME=VALUE items separated by ',', where a value that
+    // starts with a quote runs to the next quote and may hold commas (nodes=1,other="a,b").
+    std::size_t equals = list.find_first_of("=,", start);
     std::size_t comma = list.find(',', start);
-    std::string item = list.substr(start, comma == std::string::npos ? std::string::npos
-                                                                     : comma - start);
-    start = comma == std::string::npos ? list.size() + 1 : comma + 1;
-    if (item.empty()) fail(where, "empty item in '-l " + list + "'", "-l NAME=VALUE[,NAME=VALUE]...");
-    std::size_t equals = item.find('=');
-    std::string name = item.substr(0, equals);
-    std::string value = equals == std::string::npos ? "" : item.substr(equals + 1);
+    std::string name, value, item;
+    const bool has_value = equals != std::string::npos && list[equals] == '=';
+    if (!has_value) {
+      item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      start = comma == std::string::npos ? list.size() + 1 : comma + 1;
+      if (item.empty()) fail(where, "empty item in '-l " + list + "'", kListForm);
+      name = item;
+    } else {
+      name = list.substr(start, equals - start);
+      std::size_t value_begin = equals + 1;
+      char quote = value_begin < list.size() ? list[value_begin] : '\0';
+      if (quote == '"' || quote == '\'') {
+        std::size_t close = list.find_first_of("\"'", value_begin + 1);
+        if (close == std::string::npos) {
+          fail(where, "unmatched " + std::string(1, quote) + " quote in '-l " + list + "'",
+               "-l NAME=\"VALUE\"");
+        }
+        value = list.substr(value_begin + 1, close - value_begin - 1);
+        std::size_t after = close + 1;
+        if (after < list.size() && list[after] != ',') {
+          fail(where, "text after the quoted value of '" + name + "' in '-l " + list + "'",
+               "-l NAME=\"VALUE\"[,NAME=VALUE]...");
+        }
+        start = after < list.size() ? after + 1 : list.size() + 1;
+      } else {
+        value = list.substr(value_begin,
+                            comma == std::string::npos ? std::string::npos : comma - value_begin);
+        start = comma == std::string::npos ? list.size() + 1 : comma + 1;
+      }
+      item = name + "=" + value;
+      if (value.find_first_of("\"'") != std::string::npos) {
+        fail(where, "a quote inside the value of '" + name + "' in '-l " + list + "'",
+             "quote a whole value: -l NAME=\"VALUE\"");
+      }
+    }
     if (name.empty()) fail(where, "resource '" + item + "' has no name", "-l NAME=VALUE");
+    if (name.find_first_of("\"'") != std::string::npos) {
+      fail(where, "resource name " + name + " holds a quote (qsub keeps the quotes of a #PBS "
+                  "directive)", "-l NAME=VALUE, or -l NAME=\"VALUE\"");
+    }
     auto needValue = [&] {
-      if (equals == std::string::npos || value.empty()) {
+      if (!has_value || value.empty()) {
         fail(where, "resource '" + name + "' has no value", "-l " + name + "=VALUE");
       }
     };
@@ -210,10 +247,25 @@ void SpecBuilder::applyResourceList(const std::string& list, const Location& whe
 void SpecBuilder::applyQsubOption(char option, const std::string& value, std::string_view raw,
                                   const Location& where) {
   switch (option) {
-    case 'N':
+    case 'N': {
       if (value.empty()) fail(where, "-N needs a job name", "-N NAME");
+      // TORQUE's check_job_name: at most 256 printable characters, no blanks. A #PBS directive
+      // keeps its quotes, so `-N "my job"` is refused there as it is by qsub.
+      constexpr std::string_view kNameForm = "-N NAME, at most 256 printable characters, no blanks";
+      if (value.size() > 256) fail(where, "job name is longer than 256 characters", kNameForm);
+      for (char c : value) {
+        if (std::isgraph(static_cast<unsigned char>(c)) == 0) {
+          fail(where,
+               "job name '" + value + "' has a blank or non-printing character" +
+                   (value.find_first_of("\"'") != std::string::npos
+                        ? " (qsub keeps the quotes of a #PBS directive)"
+                        : ""),
+               kNameForm);
+        }
+      }
       spec_->name = value;
       return;
+    }
     case 'S': {
       // -S path[@host][,path@host...]: the entry without a host applies everywhere.
       std::string shell = value.substr(0, value.find(','));
@@ -236,10 +288,13 @@ void SpecBuilder::applyQsubOption(char option, const std::string& value, std::st
       }
       spec_->array = value;
       return;
-    case 'B':
-      if (value.empty()) fail(where, "-B needs the job's binary", "-B PATH");
-      spec_->binary = value;
+    case 'B': {
+      // kbatch's own option: a quoted path (which may hold blanks) loses its quotes.
+      std::string binary = detail::stripEnclosingQuotes(value);
+      if (binary.empty()) fail(where, "-B needs the job's binary", "-B PATH");
+      spec_->binary = binary;
       return;
+    }
     case 'C':
       return;  // a -C inside the script is too late to change the prefix (qsub reads it first)
     case 'j':
@@ -406,10 +461,17 @@ void SpecBuilder::applySlurmOption(std::string_view name, const std::string& val
       spec_->name = value;
       return;
     case SlurmField::kNodes: {
-      // N or MIN-MAX: kbatch sizes the job by its minimum.
-      auto nodes = parsePositiveInt(value.substr(0, value.find('-')));
-      if (!nodes) fail(where, "bad node count '" + value + "'", "--nodes=N or --nodes=MIN-MAX");
+      // N or MIN-MAX (sbatch): the range is kept, and the directive goes to sbatch unchanged.
+      constexpr std::string_view kNodesForm = "--nodes=N or --nodes=MIN-MAX, MIN <= MAX";
+      std::size_t dash = value.find('-');
+      auto nodes = parsePositiveInt(value.substr(0, dash));
+      std::optional<int> most = nodes;
+      if (dash != std::string::npos) most = parsePositiveInt(value.substr(dash + 1));
+      if (!nodes || !most || *most < *nodes) {
+        fail(where, "bad node count '" + value + "'", kNodesForm);
+      }
       resources.nodes = nodes;
+      resources.max_nodes = dash == std::string::npos ? std::nullopt : most;
       return;
     }
     case SlurmField::kTasksPerNode:
@@ -671,9 +733,10 @@ void applyQsubWords(SpecBuilder& builder, JobSpec& spec, const std::vector<Word>
 }
 
 std::vector<Word> splitOrFail(std::string_view text, const Location& where,
-                              std::string_view expected) {
+                              std::string_view expected,
+                              detail::QuoteRule rule = detail::QuoteRule::kRemoveQuotes) {
   std::string problem;
-  auto words = detail::splitDirectiveWords(text, &problem);
+  auto words = detail::splitDirectiveWords(text, &problem, rule);
   if (!words) fail(where, problem, expected);
   return *words;
 }
@@ -897,7 +960,8 @@ JobSpec parseJobScript(std::string_view content, const ParseOptions& options,
     switch (kind) {
       case Kind::kPbs: {
         base.source = DirectiveSource::kPbs;
-        auto words = splitOrFail(text, where, "#PBS -OPTION VALUE ...");
+        auto words = splitOrFail(text, where, "#PBS -OPTION VALUE ...",
+                                 detail::QuoteRule::kKeepQuotes);
         applyQsubWords(builder, spec, words, text, where, base);
         break;
       }

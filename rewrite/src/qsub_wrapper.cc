@@ -220,7 +220,13 @@ int runQsubWrapper(const std::vector<std::string>& arguments, const QsubWrapperO
     content = readScriptFile(script_path);
   }
 
-  RewriteResult result = rewriteJobScript(content, parse_options, options.rewrite);
+  bool checked = false;
+  RewriteResult result = rewriteJobScript(
+      content, parse_options, checkBeforeBuilding(options.rewrite, options.check_job, &checked));
+  // Refused jobs never reach qsub; already rewritten scripts are checked like new ones.
+  if (result.spec.needs_container && options.check_job && !checked) {
+    options.check_job(result.spec);
+  }
   if (!result.rewritten) {
     log::info("job needs no container; running {} unchanged", options.qsub_path.string());
     return invoker.invoke(options.qsub_path, qsub_arguments,

@@ -5,6 +5,7 @@
 #include <system_error>
 
 #include "directive_words.h"
+#include "kbatch/common/base64.h"
 #include "kbatch/rewrite/encoding.h"
 
 namespace kbatch::rewrite {
@@ -39,7 +40,8 @@ std::vector<std::string> shellWords(const std::string& shell) {
 }
 
 std::string buildExecLine(const JobSpec& spec, const std::string& kbatch_path,
-                          const std::string& delimiter) {
+                          const std::string& delimiter,
+                          const std::optional<std::string>& dependency_image) {
   std::string line = "exec " + quoteShellWord(kbatch_path) + " exec --job-body=base64";
   auto add = [&line](std::string_view flag, std::string_view value) {
     line += ' ';
@@ -48,7 +50,8 @@ std::string buildExecLine(const JobSpec& spec, const std::string& kbatch_path,
     line += quoteShellWord(value);
   };
   if (spec.image) add("--image", *spec.image);
-  else if (spec.binary) add("--from-binary", *spec.binary);
+  else if (dependency_image) add("--image", *dependency_image);
+  if (!spec.image && spec.binary) add("--from-binary", *spec.binary);
   if (spec.backend) add("--backend", toString(*spec.backend));
   for (const auto& bind : spec.binds) {
     add("--bind", bind.source + ":" + bind.destination + (bind.read_only ? ":ro" : ""));
@@ -74,7 +77,7 @@ std::string buildExecLine(const JobSpec& spec, const std::string& kbatch_path,
 /// them; returns the text left and the binaries removed.
 std::string removeBinaryOptions(std::string_view text, std::vector<std::string>* binaries) {
   std::string problem;
-  auto words = detail::splitDirectiveWords(text, &problem);
+  auto words = detail::splitDirectiveWords(text, &problem, detail::QuoteRule::kKeepQuotes);
   if (!words) return std::string(text);  // the parser accepted it, so this cannot happen
   constexpr std::string_view kWithValue = "aAbcCdDeFjJklmMNopPqrStTuvwWB";
   constexpr std::string_view kFlags = "EfhInVXxz";
@@ -91,7 +94,7 @@ std::string removeBinaryOptions(std::string_view text, std::vector<std::string>*
         std::string value = word.text.substr(c + 1);
         if (value.empty() && i + 1 < words->size()) value = (*words)[++last].text;
         if (option == 'B') {
-          binaries->push_back(value);
+          binaries->push_back(detail::stripEnclosingQuotes(value));
           kept.append(text.substr(copied, word.begin - copied));
           if (c > 1) kept.append(word.text.substr(0, c));  // the flags bundled before -B
           copied = (*words)[last].end;
@@ -194,6 +197,14 @@ RewriteResult rewriteJobScript(std::string_view content, const ParseOptions& par
       return result;
     }
   }
+  if (!result.spec.needs_container && rewrite_options.detect_binary) {
+    if (auto binary = rewrite_options.detect_binary(result.spec,
+                                                    content.substr(layout.body_offset))) {
+      result.detected_binary = *binary;
+      result.spec.binary = *binary;
+      result.spec.needs_container = true;
+    }
+  }
   if (!result.spec.needs_container) {
     result.script = std::string(content);
     return result;
@@ -218,8 +229,16 @@ RewriteResult rewriteJobScript(std::string_view content, const ParseOptions& par
       out += std::string(kFromBinaryDirective) + quoteShellWord(directive.value) + "\n";
     }
   }
+  if (result.detected_binary) {
+    out += std::string(kFromBinaryDirective) + quoteShellWord(*result.detected_binary) + "\n";
+  }
   out += std::string(kRewriteMarker) + digest + "\n";
-  out += buildExecLine(result.spec, rewrite_options.kbatch_path, delimiter) + "\n";
+  // -B: the dependency image is built once, here, and pinned by digest.
+  if (!result.spec.image && result.spec.binary && rewrite_options.build_dependency_image) {
+    result.dependency_image = rewrite_options.build_dependency_image(result.spec);
+  }
+  out += buildExecLine(result.spec, rewrite_options.kbatch_path, delimiter,
+                       result.dependency_image) + "\n";
   out += encodeBase64(body, 76);
   out += delimiter + "\n";
   result.rewritten = true;

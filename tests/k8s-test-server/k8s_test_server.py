@@ -519,6 +519,43 @@ class Kubelet:
         self.logs = {}  # (ns, name, uid) -> ContainerLog
         self.processes = {}  # uid -> Popen
         self.kill_requests = {}  # uid -> threading.Event
+        self.image_store = None  # the kubelet's own image store (runtime kbatch), made on first pull
+        self.pull_lock = threading.Lock()
+
+    def pull_image(self, image):
+        """Pulls a registry image ("host[:port]/repo[:tag|@sha256:...]") into the kubelet's own
+        store with `kbatch pull`, as a kubelet's runtime would; returns (root, None) or (None,
+        message). Only registry-qualified names are pulled: bare names have no registry here."""
+        first = image.split("/", 1)[0]
+        if self.runtime != "kbatch" or "/" not in image or not (
+                "." in first or ":" in first or first == "localhost"):
+            return None, ('failed to pull and unpack image "%s": not found in this test server\'s '
+                          'image map and not a root filesystem directory' % image)
+        with self.pull_lock:
+            if image in self.state.images:
+                return self.state.images[image], None
+            if self.image_store is None:
+                self.image_store = os.path.join(self.state.args.state_dir, "kubelet-images")
+                os.makedirs(self.image_store, exist_ok=True)
+                os.chmod(self.image_store, 0o755)
+            # --insecure is honoured for loopback registries only (the tests' docker-registry).
+            result = subprocess.run(
+                [self.kbatch_path, "-q", "pull", "--insecure", "--json", "docker://" + image],
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                     "KBATCH_CACHE": self.image_store, "HOME": self.image_store},
+                stdin=subprocess.DEVNULL, capture_output=True, text=True)
+            if result.returncode != 0:
+                return None, 'failed to pull and unpack image "%s": %s' % (
+                    image, result.stderr.strip().splitlines()[-1] if result.stderr.strip() else
+                    "kbatch pull exited %d" % result.returncode)
+            root = json.loads(result.stdout)["rootfs"]
+            # The Pod's user must reach the root the kubelet (root) unpacked.
+            path = root
+            while path.startswith(self.image_store) and path != self.image_store:
+                os.chmod(path, os.stat(path).st_mode | 0o055)
+                path = os.path.dirname(path)
+            self.state.images[image] = root
+            return root, None
 
     def log_for(self, pod):
         key = pod["metadata"]["uid"]
@@ -618,9 +655,12 @@ class Kubelet:
 
         image = container["image"]
         image_root = self.state.images.get(image, image)
+        pulled = False
+        message = None
         if not os.path.isdir(image_root):
-            message = ('failed to pull and unpack image "%s": not found in this test server\'s '
-                       'image map and not a root filesystem directory' % image)
+            image_root, message = self.pull_image(image)
+            pulled = image_root is not None
+        if image_root is None:
             self.state.add_event(pod, "Warning", "Failed", message)
 
             def pull_failed(obj):
@@ -640,7 +680,8 @@ class Kubelet:
             log.finish()
             return
         self.state.add_event(pod, "Normal", "Pulled",
-                             'Container image "%s" already present on machine' % image)
+                             ('Successfully pulled image "%s"' if pulled else
+                              'Container image "%s" already present on machine') % image)
         try:
             argv, env, cwd = self.build_command(pod, container, image_root)
         except (RuntimeError, LookupError) as error:
@@ -1024,7 +1065,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         if self.server.state.args.verbose:
-            sys.stderr.write("k8s-test-server: %s\n" % (fmt % args))
+            sys.stderr.write("k8s-test-server: %.3f %s\n" % (time.time(), fmt % args))
 
     def setup(self):
         super().setup()

@@ -10,9 +10,8 @@ REGISTRY=$(cat "$REGISTRY_STATE/address")
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kbatch-image-test.XXXXXX")
 trap 'chmod -R u+rwX "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
 export KBATCH_CACHE=$WORK/cache
-# The local test registry speaks plain HTTP: allowed only because it is listed here AND --insecure
-# is given (the site's insecure_registries in production).
-export KBATCH_INSECURE_REGISTRIES=$REGISTRY
+# The local test registry speaks plain HTTP on 127.0.0.1: `--insecure` is honoured for loopback
+# registries (other hosts need the site policy's site.insecure_registries).
 unset REGISTRY_AUTH_FILE DOCKER_CONFIG
 
 fail() { echo "FAIL: $*" >&2; exit 1; }

@@ -6,6 +6,16 @@
 #                                      root), and waits until `sinfo` reports the node idle.
 #   slurm-cluster.sh stop STATE_DIR    stops the daemons started by `start` (by their pid files).
 #
+# Options of `start` (after STATE_DIR), for the e2e tests; without them the cluster is as before:
+#   --job-submit-lua FILE  installs FILE as job_submit.lua beside slurm.conf and sets
+#                          JobSubmitPlugins=lua, as a site installs kbatch's server-side rewrite
+#                          (packaging/slurm/job_submit.lua).
+#   --etc-overlay DIR      starts the daemons in a private mount namespace in which DIR is laid
+#                          read-only over /etc (e.g. DIR/kbatch/policy.yaml appears as
+#                          /etc/kbatch/policy.yaml), so jobs see a test site policy while the host's
+#                          /etc stays untouched. Enter it with
+#                          `nsenter --mount=/proc/$(cat STATE_DIR/run/slurmctld.pid)/ns/mnt`.
+#
 # Clients (sbatch, and Slurm's TORQUE wrappers qsub/qstat/qdel) find the cluster through
 # SLURM_CONF=STATE_DIR/slurm.conf; slurm.conf names the private munge socket (AuthInfo=socket=...), so
 # nothing under /etc or /run is touched and a system-wide munged or Slurm is left alone.
@@ -17,11 +27,26 @@ readonly kWaitSeconds=60
 
 die() { echo "slurm-cluster: $*" >&2; exit 1; }
 
-usage() { die "usage: slurm-cluster.sh start|stop STATE_DIR"; }
+usage() {
+  die "usage: slurm-cluster.sh start STATE_DIR [--job-submit-lua FILE] [--etc-overlay DIR] | stop STATE_DIR"
+}
 
-[ $# -eq 2 ] || usage
+[ $# -ge 2 ] || usage
 action=$1
 state_dir=$2
+shift 2
+job_submit_lua=""
+etc_overlay=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --job-submit-lua) [ $# -ge 2 ] || usage; job_submit_lua=$2; shift 2 ;;
+    --etc-overlay) [ $# -ge 2 ] || usage; etc_overlay=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
+[ "$action" = start ] || [ -z "$job_submit_lua$etc_overlay" ] || usage
+[ -z "$job_submit_lua" ] || [ -f "$job_submit_lua" ] || die "no job_submit.lua at '$job_submit_lua'"
+[ -z "$etc_overlay" ] || [ -d "$etc_overlay" ] || die "no directory '$etc_overlay' to lay over /etc"
 
 # Ports: the first pair from a base upwards that nothing listens on (a connection is refused), so a
 # system Slurm on 6817/6818 or a second test cluster does not collide with this one.
@@ -142,6 +167,11 @@ SlurmdTimeout=60
 $node_line State=UNKNOWN
 PartitionName=batch Nodes=$node_name Default=YES MaxTime=INFINITE State=UP
 EOF
+  if [ -n "$job_submit_lua" ]; then
+    # slurmctld reads job_submit.lua from the directory of the slurm.conf it was started with.
+    install -m 0644 "$job_submit_lua" "$state_dir/job_submit.lua"
+    echo "JobSubmitPlugins=lua" >>"$state_dir/slurm.conf"
+  fi
   chmod 0644 "$state_dir/slurm.conf"
 }
 
@@ -158,8 +188,24 @@ waitForIdleNode() {
   showLogsAndDie "node did not become idle within ${kWaitSeconds} s (sinfo says '${state:-nothing}')"
 }
 
+# Lays the overlay directory read-only over /etc in this (already private) mount namespace.
+overlayEtc() {
+  mount -t overlay overlay -o "ro,lowerdir=$(cd "$etc_overlay" && pwd):/etc" /etc ||
+    die "cannot lay $etc_overlay over /etc (overlayfs)"
+}
+
 startCluster() {
   [ "$(id -u)" -eq 0 ] || die "must run as root to start munged, slurmctld and slurmd"
+  if [ -n "$etc_overlay" ] && [ "${KBATCH_SLURM_IN_PRIVATE_NAMESPACE:-}" != "$state_dir" ]; then
+    # Start again inside a new mount namespace; the daemons keep it alive after this script ends.
+    command -v unshare >/dev/null || die "'unshare' not found (util-linux)"
+    local self
+    self=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
+    KBATCH_SLURM_IN_PRIVATE_NAMESPACE=$state_dir exec unshare --mount --propagation private -- \
+      "$self" start "$state_dir" ${job_submit_lua:+--job-submit-lua "$job_submit_lua"} \
+      --etc-overlay "$etc_overlay"
+  fi
+  [ -z "$etc_overlay" ] || overlayEtc
   local tool
   for tool in munged munge unmunge slurmctld slurmd sinfo; do
     command -v "$tool" >/dev/null || die "'$tool' not found: run packaging/install-deps.sh"

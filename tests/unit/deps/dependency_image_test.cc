@@ -1,5 +1,6 @@
-// The closure builder: contents, cache reuse, key changes, concurrency and refusal of missing
-// libraries. Running the image is covered by tests/integration/deps (needs user namespaces).
+// The dependency image builder: contents, OCI layers in the image store, reuse, key changes,
+// concurrency, refusal of missing libraries, and the compute node's lookup order. Running the
+// image is covered by tests/integration/deps (needs user namespaces).
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -12,6 +13,10 @@
 #include "kbatch/common/error.h"
 #include "kbatch/image/dependency_image.h"
 #include "kbatch/image/deps.h"
+#include "kbatch/image/store.h"
+
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
 
 namespace kbatch::image {
 namespace {
@@ -48,7 +53,11 @@ TEST(DependencyImageTest, ClosureHoldsBinaryLibrariesInterpreterShellAndMountPoi
   EXPECT_FALSE(image.reused);
   EXPECT_EQ(image.strategy, DependencyStrategy::kClosure);
   const fs::path& root = image.rootfs;
-  EXPECT_EQ(root, fixture.dir / "cache/deps" / image.key / "rootfs");
+  // An OCI image in the store: tagged by its key, unpacked root under roots/<manifest hex>.
+  EXPECT_EQ(image.store_name, "kbatch-deps:" + image.key);
+  ASSERT_EQ(image.manifest_digest.rfind("sha256:", 0), 0u);
+  EXPECT_EQ(root, fixture.dir / "cache/roots" / image.manifest_digest.substr(7) / "rootfs");
+  EXPECT_EQ(image.layers, 1u);  // closure without --base: the dependency layer only
   EXPECT_TRUE(fs::is_regular_file(root / fixture.program.relative_path()));
   EXPECT_TRUE(fs::is_regular_file(root / fixture.library.relative_path()));
   EXPECT_TRUE(fs::exists(root / "lib64/ld-linux-x86-64.so.2"));
@@ -72,7 +81,87 @@ TEST(DependencyImageTest, ClosureHoldsBinaryLibrariesInterpreterShellAndMountPoi
     EXPECT_TRUE(fs::exists(root / entry.path.relative_path())) << entry.path;
   }
   EXPECT_TRUE(cached_libc);
-  EXPECT_TRUE(fs::exists(fixture.dir / "cache/deps" / image.key / "manifest.json"));
+  ImageStore store(fixture.dir / "cache");
+  auto record = store.lookup(image.store_name);
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->manifest_digest, image.manifest_digest);
+  auto config = store.imageConfig(image.manifest_digest);
+  EXPECT_EQ(config.labels["org.kbatch.dependency-key"], image.key);
+  EXPECT_EQ(config.labels["org.kbatch.strategy"], "closure");
+}
+
+TEST(DependencyImageTest, StoreUnpacksTheSameRootFromTheLayers) {
+  Fixture fixture;
+  auto image = buildDependencyImageDetailed(fixture.request());
+  // A second store that has only the blobs (as after a pull) unpacks the layers itself.
+  ImageStore built(fixture.dir / "cache");
+  ImageStore other(fixture.dir / "other");
+  auto manifest_blob = built.findBlob(image.manifest_digest);
+  ASSERT_TRUE(manifest_blob);
+  for (const auto& entry : fs::directory_iterator(fixture.dir / "cache/blobs/sha256")) {
+    std::string digest = "sha256:" + entry.path().filename().string();
+    other.importBlobFile(entry.path(), digest);
+  }
+  fs::path unpacked = other.unpackedRoot(image.manifest_digest);
+  auto [status, differences] = testing::runCommand(
+      "diff -r --no-dereference " + testing::quote(image.rootfs.string()) + " " +
+      testing::quote(unpacked.string()));
+  EXPECT_EQ(status, 0) << differences;
+}
+
+TEST(DependencyImageTest, BaseImageLayersAreSharedAndTheDependencyLayerHoldsOnlyTheDifference) {
+  Fixture fixture;
+  // A base root with a large file: it must be in the base layer only.
+  fs::path base = fixture.dir / "base";
+  fs::create_directories(base / "opt/data");
+  testing::runCommand("head -c 2000000 /dev/urandom > " +
+                      testing::quote((base / "opt/data/big.bin").string()));
+  ImageStore store(fixture.dir / "cache");
+  NewImageRequest base_request;
+  base_request.layers = {base};
+  base_request.tag = "site/base:1";
+  ImageRecord base_image = store.createImage(base_request);
+  auto request = fixture.request();
+  request.base = "site/base:1";
+  auto first = buildDependencyImageDetailed(request);
+  EXPECT_EQ(first.layers, 2u);
+  EXPECT_TRUE(fs::exists(first.rootfs / "opt/data/big.bin"));
+  EXPECT_TRUE(fs::is_regular_file(first.rootfs / fixture.program.relative_path()));
+  auto layers = [&](const std::string& digest) {
+    auto manifest = nlohmann::json::parse(store.readSmallBlob(digest));
+    std::vector<std::pair<std::string, std::int64_t>> out;
+    for (const auto& layer : manifest["layers"]) {
+      out.emplace_back(layer["digest"].get<std::string>(), layer["size"].get<std::int64_t>());
+    }
+    return out;
+  };
+  auto base_layers = layers(base_image.manifest_digest);
+  auto image_layers = layers(first.manifest_digest);
+  ASSERT_EQ(image_layers.size(), 2u);
+  EXPECT_EQ(image_layers[0], base_layers[0]);  // the very same blob
+  // The 2 MB of random (incompressible) data are not repeated: the dependency layer is about the
+  // size of the same image's only layer when it has no base.
+  auto without_base = buildDependencyImageDetailed(fixture.request());
+  auto alone = layers(without_base.manifest_digest);
+  ASSERT_EQ(alone.size(), 1u);
+  EXPECT_LT(image_layers[1].second, alone[0].second + 100000);
+  // The base's own root was not modified through the hard links the build used.
+  EXPECT_FALSE(fs::exists(store.unpackedRoot(base_image.manifest_digest) /
+                          fixture.program.relative_path()));
+  auto second = buildDependencyImageDetailed(request);
+  EXPECT_TRUE(second.reused);
+  EXPECT_EQ(second.manifest_digest, first.manifest_digest);
+}
+
+TEST(DependencyImageTest, IdenticalInputsGiveTheSameDigestInAnotherStore) {
+  Fixture fixture;
+  auto first = buildDependencyImageDetailed(fixture.request());
+  auto request = fixture.request();
+  request.cache_dir = fixture.dir / "cache2";
+  auto second = buildDependencyImageDetailed(request);
+  EXPECT_FALSE(second.reused);
+  EXPECT_EQ(second.key, first.key);
+  EXPECT_EQ(second.manifest_digest, first.manifest_digest);
 }
 
 TEST(DependencyImageTest, SecondRequestReusesTheImage) {
@@ -83,7 +172,25 @@ TEST(DependencyImageTest, SecondRequestReusesTheImage) {
   auto second = buildDependencyImageDetailed(fixture.request());
   EXPECT_TRUE(second.reused);
   EXPECT_EQ(second.rootfs, first.rootfs);
+  EXPECT_EQ(second.manifest_digest, first.manifest_digest);
   EXPECT_TRUE(fs::exists(marker));  // not rebuilt
+}
+
+TEST(DependencyImageTest, ReplacedLibraryWithForgedMtimeIsHashedAgain) {
+  // The warm path trusts cached hashes only while (dev, inode, size, mtime, ctime) are unchanged:
+  // a library rewritten in place with the same size, its mtime set back, still changes the key.
+  Fixture fixture;
+  auto first = buildDependencyImageDetailed(fixture.request());
+  const std::string lib = testing::quote(fixture.library.string());
+  // One byte of the .comment section ("GCC: (...") changes; the ELF stays valid, the size equal.
+  auto [status, output] = testing::runCommand(
+      "cp -p " + lib + " " + lib + ".ref && python3 -c 'import sys; p=sys.argv[1]; "
+      "d=bytearray(open(p,\"rb\").read()); i=d.index(b\"GCC: (\"); d[i]=ord(\"H\"); "
+      "f=open(p,\"r+b\"); f.write(d)' " + lib + " && touch -r " + lib + ".ref " + lib);
+  ASSERT_EQ(status, 0) << output;
+  auto second = buildDependencyImageDetailed(fixture.request());
+  EXPECT_FALSE(second.reused);
+  EXPECT_NE(second.key, first.key);
 }
 
 TEST(DependencyImageTest, ChangedLibraryContentChangesTheKey) {
@@ -125,11 +232,10 @@ TEST(DependencyImageTest, ConcurrentBuildsOfOneKeyBuildOnce) {
   EXPECT_EQ(built, 1);
   EXPECT_EQ(reused, kProcesses - 1);
   // Nothing half-built is left behind.
-  int leftovers = 0;
-  for (const auto& entry : fs::recursive_directory_iterator(fixture.dir / "cache/deps")) {
-    if (entry.path().filename().string().rfind(".build-", 0) == 0) ++leftovers;
+  EXPECT_TRUE(fs::is_empty(fixture.dir / "cache/tmp"));
+  for (const auto& entry : fs::directory_iterator(fixture.dir / "cache/roots")) {
+    EXPECT_NE(entry.path().filename().string().rfind(".tmp-", 0), 0u) << entry.path();
   }
-  EXPECT_EQ(leftovers, 0);
 }
 
 TEST(DependencyImageTest, MissingLibraryIsRefusedWithItsName) {

@@ -169,6 +169,63 @@ TEST_F(LayerExtractTest, SymlinkPlantedInEarlierLayerIsNotFollowedOut) {
   expectRefused(TarBuilder().file("etc/passwd", "root::0:0").finish(), "outside the image root");
 }
 
+// The extractor keeps the directories it opened for the next entries; an entry that replaces such
+// a directory within the same layer must make later entries walk (and check) the path again.
+TEST_F(LayerExtractTest, DirectoryReplacedBySymlinkInTheSameLayerIsWalkedAgain) {
+  expectRefused(TarBuilder()
+                    .directory("lib")
+                    .file("lib/first", "1")
+                    .symlink("lib", "../outside")
+                    .file("lib/second", "2")
+                    .finish(),
+                "outside the image root");
+  removeTree(root_);
+  fs::create_directory(root_);
+  root_fd_.reset(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  extract(TarBuilder()
+              .directory("lib")
+              .file("lib/first", "1")
+              .directory("usr/lib")
+              .symlink("lib", "usr/lib")
+              .file("lib/second", "2")
+              .finish());
+  EXPECT_EQ(readFile(root_ / "usr/lib/second"), "2");
+  EXPECT_FALSE(fs::exists(root_ / "usr/lib/first"));
+}
+
+TEST_F(LayerExtractTest, DirectoryReplacedTwiceInTheSameLayerGetsTheLaterEntries) {
+  // Later entries win, as with tar -x: x ends as a new directory holding only b.
+  extract(TarBuilder()
+              .directory("x")
+              .file("x/a", "a")
+              .file("x", "now a file")
+              .directory("x")
+              .file("x/b", "b")
+              .finish());
+  EXPECT_FALSE(fs::exists(root_ / "x/a"));
+  EXPECT_EQ(readFile(root_ / "x/b"), "b");
+}
+
+TEST_F(LayerExtractTest, ManyDirectoriesAndRevisitsUnpackCompletely) {
+  // More directories than the extractor keeps open, visited back and forth.
+  TarBuilder layer;
+  for (int round = 0; round < 2; ++round) {
+    for (int d = 0; d < 100; ++d) {
+      std::string dir = "d" + std::to_string(d);
+      if (round == 0) layer.directory(dir);
+      layer.file(dir + "/f" + std::to_string(round), std::to_string(d * 10 + round));
+    }
+  }
+  extract(layer.finish());
+  for (int d = 0; d < 100; ++d) {
+    for (int round = 0; round < 2; ++round) {
+      EXPECT_EQ(readFile(root_ / ("d" + std::to_string(d)) / ("f" + std::to_string(round))),
+                std::to_string(d * 10 + round));
+    }
+  }
+  EXPECT_EQ(stats_.entries, 300u);
+}
+
 TEST_F(LayerExtractTest, RefusesSymlinkLoops) {
   expectRefused(TarBuilder().symlink("a", "b").symlink("b", "a").file("a/x", "x").finish(),
                 "too many levels of symlinks");
@@ -236,6 +293,75 @@ TEST_F(LayerExtractTest, RejectsGarbageWithOneLineError) {
     EXPECT_EQ(error.oneLine().find('\n'), std::string::npos);
     EXPECT_NE(error.oneLine().find("test-layer"), std::string::npos);
   }
+}
+
+// extractLayerFile decompresses on a second thread; the same layers must give the same results
+// and the same errors as from memory.
+class LayerFileTest : public LayerExtractTest {
+ protected:
+  void extractFile(const std::string& layer, ExtractLimits limits = {}) {
+    fs::path file = base_ / ("layer-" + std::to_string(++files_));
+    std::ofstream(file, std::ios::binary) << layer;
+    extractLayerFile(root_fd_.get(), file, "test-layer", limits, stats_);
+  }
+  int files_ = 0;
+};
+
+TEST_F(LayerFileTest, UnpacksPlainGzipZstdAndEmptyLayerFiles) {
+  // Several MiB, so that the stream passes through the decompressor's queue many times over.
+  std::string big(5 << 20, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 7919) % 251);
+  extractFile(TarBuilder(TarBuilder::Compression::kGzip)
+                  .directory("usr/share")
+                  .file("usr/share/big", big)
+                  .file("usr/share/small", "s")
+                  .finish());
+  extractFile(TarBuilder(TarBuilder::Compression::kZstd).file("z.txt", "zstd").finish());
+  extractFile(TarBuilder().file("plain.txt", "plain").finish());
+  extractFile("");
+  EXPECT_EQ(readFile(root_ / "usr/share/big"), big);
+  EXPECT_EQ(readFile(root_ / "usr/share/small"), "s");
+  EXPECT_EQ(readFile(root_ / "z.txt"), "zstd");
+  EXPECT_EQ(readFile(root_ / "plain.txt"), "plain");
+}
+
+TEST_F(LayerFileTest, TruncatedGzipLayerFailsWithOneLine) {
+  std::string big(4 << 20, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 31) % 253);
+  std::string layer = TarBuilder(TarBuilder::Compression::kGzip).file("big", big).finish();
+  layer.resize(layer.size() / 2);
+  try {
+    extractFile(layer);
+    FAIL() << "a truncated layer was accepted";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.oneLine().find('\n'), std::string::npos) << error.oneLine();
+    EXPECT_NE(error.oneLine().find("test-layer"), std::string::npos) << error.oneLine();
+  }
+}
+
+TEST_F(LayerFileTest, GarbageFileIsNotATarArchive) {
+  std::string garbage(4096, 'x');
+  try {
+    extractFile(garbage);
+    FAIL() << "garbage accepted";
+  } catch (const Error& error) {
+    EXPECT_NE(error.oneLine().find("not a tar archive"), std::string::npos) << error.oneLine();
+  }
+}
+
+TEST_F(LayerFileTest, StopsDecompressionBombAndItsThread) {
+  ExtractLimits limits;
+  limits.max_unpacked_bytes = 8 << 20;
+  // 64 MiB of zeros, far more than the decompressor queues ahead: it must be stopped midway.
+  std::string layer =
+      TarBuilder(TarBuilder::Compression::kGzip).file("bomb", std::string(64 << 20, '\0')).finish();
+  try {
+    extractFile(layer, limits);
+    FAIL() << "the bomb was accepted";
+  } catch (const Error& error) {
+    EXPECT_NE(error.oneLine().find("exceed the limit"), std::string::npos) << error.oneLine();
+  }
+  EXPECT_FALSE(fs::exists(root_ / "bomb"));
 }
 
 }  // namespace

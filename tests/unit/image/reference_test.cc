@@ -74,5 +74,15 @@ TEST(ImageReferenceTest, DistinguishesDirectoriesFromStoreNames) {
   EXPECT_THROW(parseImageReference(""), Error);
 }
 
+TEST(NamesRegistryHost, AsContainerRuntimesDecideIt) {
+  EXPECT_TRUE(namesRegistryHost("registry.site/team/app:1"));
+  EXPECT_TRUE(namesRegistryHost("127.0.0.1:5000/app@sha256:0123"));
+  EXPECT_TRUE(namesRegistryHost("localhost/app"));
+  EXPECT_FALSE(namesRegistryHost("team/app:1"));
+  EXPECT_FALSE(namesRegistryHost("busybox"));
+  EXPECT_FALSE(namesRegistryHost("/abs/dir"));
+  EXPECT_FALSE(namesRegistryHost("kbatch-deps:0123abcd"));
+}
+
 }  // namespace
 }  // namespace kbatch::image

@@ -16,6 +16,7 @@
 #include "fs_util.h"
 #include "kbatch/common/error.h"
 #include "kbatch/image/registry.h"
+#include "kbatch/image/resolve.h"
 #include "manifest.h"
 #include "test_tar.h"
 
@@ -197,6 +198,45 @@ TEST_F(StoreTest, RmiAndPruneFreeWhatNoTagReaches) {
   EXPECT_TRUE(store.listImages().empty());
 }
 
+TEST_F(StoreTest, ARootARunningJobUsesSurvivesRmiAndPrune) {
+  ImageStore store(base_ / "store");
+  ImageRecord record = createSample(store, "busy:1");
+  const fs::path root = store.unpackedRoot(record.manifest_digest);
+  // The job: another process that uses the root until told to exit.
+  int go[2];
+  int ready[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t job = fork();
+  ASSERT_GE(job, 0);
+  if (job == 0) {
+    ImageStore(base_ / "store").useRootUntilExit(record.manifest_digest);
+    char byte = 'r';
+    if (write(ready[1], &byte, 1) != 1) _exit(2);
+    if (read(go[0], &byte, 1) < 0) _exit(3);
+    _exit(0);
+  }
+  char byte;
+  ASSERT_EQ(read(ready[0], &byte, 1), 1);
+
+  EXPECT_TRUE(store.removeTag("busy:1"));
+  EXPECT_TRUE(fs::is_directory(root)) << "rmi removed the root of a running job";
+  PruneReport during = store.prune();
+  EXPECT_EQ(during.roots_in_use, 1u);
+  EXPECT_EQ(during.roots_removed, 0u);
+  EXPECT_TRUE(fs::is_directory(root)) << "prune removed the root of a running job";
+
+  ASSERT_EQ(write(go[1], "x", 1), 1);
+  int status = 0;
+  ASSERT_EQ(waitpid(job, &status, 0), job);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  PruneReport after = store.prune();
+  EXPECT_EQ(after.roots_in_use, 0u);
+  EXPECT_EQ(after.roots_removed, 1u);
+  EXPECT_FALSE(fs::exists(root));
+  for (int fd : {go[0], go[1], ready[0], ready[1]}) close(fd);
+}
+
 TEST_F(StoreTest, SiteCacheIsConsultedFirstAndIsReadOnly) {
   ImageStore site(base_ / "site");
   ImageRecord record = createSample(site, "shared:1");
@@ -242,6 +282,38 @@ TEST_F(StoreTest, ImportsAnOciLayoutWrittenByHand) {
   std::ofstream(layer_file, std::ios::app) << "x";
   ImageStore fresh(base_ / "fresh");
   EXPECT_THROW(pullImage(fresh, parseImageReference("oci:" + layout.string() + ":v1"), options), Error);
+}
+
+// The warm lookup the lean kbatch relies on: it finds only what needs no pull, import or unpack,
+// and agrees with resolveImageRoot() on what it finds.
+TEST_F(StoreTest, FindLocalImageRootFindsOnlyWhatIsReady) {
+  ResolveOptions options;
+  options.store_root = base_ / "store";
+  ImageStore store(options.store_root);
+  ImageRecord record = createSample(store, "warm:1");
+  // Tagged but not unpacked: the caller must unpack (kbatch-full does).
+  EXPECT_FALSE(findLocalImageRoot("warm:1", options).has_value());
+  EXPECT_FALSE(fs::exists(options.store_root / "roots" / digestHex(record.manifest_digest)));
+  fs::path root = resolveImageRoot("warm:1", options);
+  auto found = findLocalImageRoot("warm:1", options);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(*found, root);
+  EXPECT_EQ(readFile(*found / "data"), "upper");
+  // A directory is itself; unknown names, pinned digests and OCI sources are not ready.
+  EXPECT_EQ(findLocalImageRoot((base_ / "layer1").string(), options), fs::canonical(base_ / "layer1"));
+  EXPECT_FALSE(findLocalImageRoot("no-such:1", options).has_value());
+  EXPECT_FALSE(findLocalImageRoot("docker://127.0.0.1:1/warm@" + record.manifest_digest, options)
+                   .has_value());
+  EXPECT_FALSE(findLocalImageRoot("oci:" + (base_ / "no-layout").string() + ":v1", options)
+                   .has_value());
+  // The site cache is consulted as resolveImageRoot does.
+  ImageStore site(base_ / "site");
+  ImageRecord shared = createSample(site, "shared:1");
+  fs::path site_root = site.unpackedRoot(shared.manifest_digest);
+  ResolveOptions with_site = options;
+  with_site.site_image_cache = base_ / "site";
+  EXPECT_EQ(findLocalImageRoot("shared:1", with_site), site_root);
+  EXPECT_FALSE(findLocalImageRoot("shared:1", options).has_value());
 }
 
 }  // namespace

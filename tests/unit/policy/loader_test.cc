@@ -86,6 +86,47 @@ TEST(PolicyLoader, SubmitFilterOpenAndFakerootAndCapabilities) {
   EXPECT_EQ(policy.allowedCapabilities(), (std::vector<std::string>{"CAP_CHOWN", "CAP_SETUID"}));
 }
 
+TEST(PolicyLoader, ComputeNodesMissingLibrariesAndDetect) {
+  Policy policy = parse(
+      "submit_filter: {detect: true}\n"
+      "compute_nodes:\n"
+      "  missing_libraries: ['libopenblas.so.*', libcuda.so.1]\n");
+  EXPECT_TRUE(policy.submit_filter_detect);
+  ASSERT_EQ(policy.compute_nodes.missing_libraries.size(), 2u);
+  EXPECT_EQ(policy.compute_nodes.missing_libraries[1].where.toString(), "test.yaml:3:43");
+  const LibraryPattern* found = findMissingLibrary(policy, "/usr/lib/x86_64-linux-gnu/libopenblas.so.0");
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->glob, "libopenblas.so.*");
+  EXPECT_NE(findMissingLibrary(policy, "libcuda.so.1"), nullptr);
+  EXPECT_EQ(findMissingLibrary(policy, "libc.so.6"), nullptr);
+  EXPECT_EQ(findMissingLibrary(policy, "libcuda.so.12"), nullptr);
+  EXPECT_FALSE(parse("version: 1\n").submit_filter_detect);
+  EXPECT_TRUE(parse("version: 1\n").compute_nodes.missing_libraries.empty());
+
+  EXPECT_NE(errorOf("compute_nodes: {missing_libraries: [/usr/lib/libx.so]}\n")
+                .find("test.yaml:1:37': compute_nodes.missing_libraries: '/usr/lib/libx.so' must "
+                      "be a library file name pattern"),
+            std::string::npos)
+      << errorOf("compute_nodes: {missing_libraries: [/usr/lib/libx.so]}\n");
+  EXPECT_NE(errorOf("compute_nodes: {missing_librarys: []}\n").find("did you mean 'missing_libraries'"),
+            std::string::npos);
+  EXPECT_NE(errorOf("submit_filter: {detect: yes}\n").find("expected true or false"),
+            std::string::npos);
+}
+
+TEST(PolicyLoader, OverlayMayNameMoreMissingLibraries) {
+  LoadOptions overlay_options = testing::trustingTester();
+  overlay_options.overlay = true;
+  Policy site = parse("compute_nodes: {missing_libraries: [libfoo.so.1]}\n");
+  site.also_required.push_back(
+      parse("compute_nodes: {missing_libraries: [libbar.so.*]}\n", overlay_options));
+  EXPECT_NE(findMissingLibrary(site, "libfoo.so.1"), nullptr);
+  EXPECT_NE(findMissingLibrary(site, "libbar.so.2"), nullptr);
+  EXPECT_NE(errorOf("submit_filter: {detect: true}\n", overlay_options)
+                .find("cannot be set in an overlay policy"),
+            std::string::npos);
+}
+
 TEST(PolicyLoader, UnknownKeySuggestsTheNearestWithPosition) {
   std::string error = errorOf("version: 1\nimgaes:\n  allowed: ['*']\n");
   EXPECT_NE(error.find("test.yaml:2:1"), std::string::npos) << error;
@@ -186,6 +227,10 @@ TEST(PolicyLoader, DuplicateKeysAndDocumentsAreRefused) {
       << errorOf("fakeroot: false\nfakeroot: true\n");
   EXPECT_NE(errorOf("fakeroot: false\n---\nfakeroot: true\n").find("more than one YAML document"),
             std::string::npos);
+  EXPECT_NE(errorOf("fakeroot: false\n...\n# end\nversion: 1\n").find("test.yaml:4:1"),
+            std::string::npos);
+  // An explicit start and end of the one document are fine.
+  EXPECT_NO_THROW(parse("%YAML 1.2\n---\nfakeroot: false\n...\n# the end\n"));
   EXPECT_NE(errorOf("kubernetes: {node_names: {a: n1, a: n2}}\n").find("'a' is given twice"),
             std::string::npos);
 }

@@ -3,6 +3,7 @@
 #include "text_checks.h"
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 namespace kbatch::policy::detail {
 namespace {
@@ -69,6 +70,45 @@ TEST(YamlLimits, CountsExpandedAliases) {
   auto too_many = checkYamlLimits("a: &x 1\nb: [*x, *x, *x]\n", 1000, 2);
   ASSERT_TRUE(too_many);
   EXPECT_NE(too_many->cause.find("aliases"), std::string::npos);
+}
+
+TEST(YamlLimits, LoadedTreeCountsAliasesAsTheEventPassDoes) {
+  // The same inputs as above, on the tree YAML::Load builds (aliases share their anchor's node).
+  EXPECT_EQ(checkLoadedYamlLimits(YAML::Load("a: &x [1, 2]\nb: *x\n"), 100, 10), std::nullopt);
+  auto too_big =
+      checkLoadedYamlLimits(YAML::Load("a: &x [1, 2, 3, 4]\nb: [*x, *x, *x]\n"), 10, 10);
+  ASSERT_TRUE(too_big);
+  EXPECT_NE(too_big->cause.find("once aliases are expanded"), std::string::npos);
+  auto too_many = checkLoadedYamlLimits(YAML::Load("a: &x 1\nb: [*x, *x, *x]\n"), 1000, 2);
+  ASSERT_TRUE(too_many);
+  EXPECT_NE(too_many->cause.find("more than 2 YAML aliases"), std::string::npos);
+  // Many distinct empty values and equal scalars are not aliases.
+  EXPECT_EQ(checkLoadedYamlLimits(YAML::Load("a:\nb:\nc: [x, x, x, x]\nd: {}\ne: {}\n"), 100, 0),
+            std::nullopt);
+  // A nine-level "billion laughs" is refused after walking a few dozen nodes.
+  std::string bomb = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  for (char level = 'b'; level <= 'i'; ++level) {
+    std::string previous(1, static_cast<char>(level - 1));
+    bomb += std::string(1, level) + ": &" + level + " [";
+    for (int i = 0; i < 10; ++i) bomb += (i ? ", *" : "*") + previous;
+    bomb += "]\n";
+  }
+  auto laughs = checkLoadedYamlLimits(YAML::Load(bomb), 100000, 256);
+  ASSERT_TRUE(laughs);
+  EXPECT_NE(laughs->cause.find("an alias bomb"), std::string::npos);
+}
+
+TEST(YamlDocuments, SecondDocumentIsFoundAtColumnZeroMarkers) {
+  EXPECT_EQ(findSecondDocument("a: 1\nb: [x]\n"), std::nullopt);
+  EXPECT_EQ(findSecondDocument("# c\n%YAML 1.2\n---\na: 1\n...\n# done\n"), std::nullopt);
+  EXPECT_EQ(findSecondDocument("a: |\n  --- not a marker\n  ...\n"), std::nullopt);
+  EXPECT_EQ(findSecondDocument("a: ---x\n---x: 1\n"), std::nullopt);  // "---x" is a plain word
+  auto second = findSecondDocument("a: 1\n---\nb: 2\n");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->line, 2);
+  ASSERT_TRUE(findSecondDocument("a: 1\n...\n\nb: 2\n"));
+  EXPECT_EQ(findSecondDocument("a: 1\n...\n\nb: 2\n")->line, 4);
+  EXPECT_EQ(findSecondDocument("---\na: 1\n--- \n")->line, 3);
 }
 
 TEST(DidYouMean, SuggestsOnlyCloseWords) {

@@ -121,10 +121,47 @@ TEST(QsubOptions, ValuesAttachedSeparateAndBundled) {
   EXPECT_EQ(spec.passthrough_options, expected);
 }
 
-TEST(QsubOptions, QuotedValuesAndTrailingComments) {
-  JobSpec spec = parse("#PBS -N \"my job\" # the name\n#PBS -M 'a@b.c'\n");
-  EXPECT_EQ(spec.name, "my job");
-  EXPECT_EQ(spec.passthrough_options, std::vector<std::string>{"-M 'a@b.c'"});
+TEST(QsubOptions, QuotesStayInTheValueAsQsubKeepsThem) {
+  // TORQUE's make_argv keeps the quote characters of a #PBS directive in the argument.
+  JobSpec spec = parse("#PBS -N \"run1\" # the name\n#PBS -M 'a@b.c'\n#PBS -v \"A=1,B=2\"\n");
+  EXPECT_EQ(spec.name, "\"run1\"");
+  std::vector<std::string> expected{"-M 'a@b.c'", "-v \"A=1,B=2\""};
+  EXPECT_EQ(spec.passthrough_options, expected);
+  ASSERT_EQ(spec.directives.size(), 3u);
+  EXPECT_EQ(spec.directives[2].value, "\"A=1,B=2\"");
+  // A backslash outside quotes still takes the next character literally.
+  EXPECT_EQ(parse("#PBS -N a\\#b\n").name, "a#b");
+}
+
+TEST(QsubOptions, JobNameFollowsCheckJobName) {
+  // qsub refuses a name with a blank ("illegal -N value"); the directive's quotes do not help.
+  std::string error = parseError("#PBS -N \"my job\"\n");
+  EXPECT_NE(error.find("job.pbs:1"), std::string::npos) << error;
+  EXPECT_NE(error.find("keeps the quotes"), std::string::npos) << error;
+  EXPECT_NE(parseError("#PBS -N x\n", {"-N", "two words"}).find("no blanks"), std::string::npos);
+  EXPECT_NE(parseError("#PBS -N " + std::string(257, 'n') + "\n").find("256"), std::string::npos);
+  EXPECT_EQ(parse("#PBS -N " + std::string(256, 'n') + "\n").name, std::string(256, 'n'));
+}
+
+TEST(QsubOptions, QuotedBinaryLosesItsQuotes) {
+  JobSpec spec = parse("#PBS -B \"./my solver\"\n");
+  EXPECT_EQ(spec.binary, "./my solver");
+}
+
+TEST(ResourceList, QuotedValuesAsAddVerifyResources) {
+  // A value that starts with a quote runs to the next quote and may hold commas.
+  JobSpec spec = parse("#PBS -l walltime=\"1:00:00\",nodes=2,software='a,b'\n");
+  EXPECT_EQ(spec.resources.walltime_s, 3600u);
+  EXPECT_EQ(spec.resources.nodes, 2);
+  ASSERT_EQ(spec.resources.other.size(), 1u);
+  EXPECT_EQ(spec.resources.other[0].second, "a,b");
+  // Quoting the whole list quotes the first resource's name: qsub's server refuses it too.
+  EXPECT_NE(parseError("#PBS -l \"nodes=1,walltime=10\"\n").find("holds a quote"),
+            std::string::npos);
+  EXPECT_NE(parseError("#PBS -l mem=4\"gb\"\n").find("quote inside the value"),
+            std::string::npos);
+  EXPECT_NE(parseError("#PBS -l mem=\"4gb\"x\n").find("after the quoted value"),
+            std::string::npos);
 }
 
 TEST(QsubOptions, EveryIssueOption) {
@@ -306,14 +343,27 @@ TEST(Slurm, MoreForms) {
   EXPECT_EQ(spec.resources.pmem_bytes, 2048ull << 20);
   EXPECT_EQ(spec.resources.gpus, 3);
   EXPECT_EQ(spec.resources.nodes, 2);
+  EXPECT_EQ(spec.resources.max_nodes, 4);  // the range is kept, not silently its minimum
   std::vector<std::string> expected{"--exclusive", "--unknown-flag x y"};
   EXPECT_EQ(spec.passthrough_options, expected);
+}
+
+TEST(Slurm, NodeCountWithoutRangeAndJson) {
+  JobSpec spec = parse("#SBATCH --nodes=3\n");
+  EXPECT_EQ(spec.resources.nodes, 3);
+  EXPECT_FALSE(spec.resources.max_nodes.has_value());
+  std::string json = jobSpecToJson(parse("#SBATCH -N 2-8\n"), -1);
+  EXPECT_NE(json.find("\"max_nodes\":8"), std::string::npos) << json;
+  // A later TORQUE node list is exact and replaces the range.
+  EXPECT_FALSE(parse("#SBATCH -N 2-8\n#PBS -l nodes=2\n").resources.max_nodes.has_value());
 }
 
 TEST(Slurm, Errors) {
   EXPECT_NE(parseError("#SBATCH --time=abc\n").find("D-H:M:S"), std::string::npos);
   EXPECT_NE(parseError("#SBATCH --mem=4X\n").find("default M"), std::string::npos);
   EXPECT_NE(parseError("#SBATCH -N zero\n").find("--nodes=N"), std::string::npos);
+  EXPECT_NE(parseError("#SBATCH --nodes=4-2\n").find("MIN <= MAX"), std::string::npos);
+  EXPECT_NE(parseError("#SBATCH --nodes=2-\n").find("job.pbs:1"), std::string::npos);
   EXPECT_NE(parseError("#SBATCH --gres=gpu:2x\n").find("job.pbs:1"), std::string::npos);
   EXPECT_NE(parseError("#SBATCH --job-name\n").find("needs a value"), std::string::npos);
   EXPECT_NE(parseError("#SBATCH --requeue=yes\n").find("takes no value"), std::string::npos);

@@ -6,6 +6,7 @@
 
 using namespace std::string_literals;
 
+#include "kbatch/common/base64.h"
 #include "kbatch/rewrite/encoding.h"
 #include "test_support.h"
 
@@ -14,11 +15,17 @@ namespace {
 
 constexpr char kKbatch[] = "/opt/kbatch/bin/kbatch";
 
+RewriteOptions kbatchAt(const std::string& path) {
+  RewriteOptions options;
+  options.kbatch_path = path;
+  return options;
+}
+
 RewriteResult rewrite(std::string_view content, std::vector<std::string> command_line = {}) {
   ParseOptions options;
   options.file_name = "job.pbs";
   options.command_line = std::move(command_line);
-  return rewriteJobScript(content, options, RewriteOptions{kKbatch});
+  return rewriteJobScript(content, options, kbatchAt(kKbatch));
 }
 
 /// The base64 lines between the exec line and the delimiter, decoded by hand (not through
@@ -230,7 +237,7 @@ TEST(Rewrite, DamagedRewrittenScriptIsRefused) {
 
 TEST(Rewrite, RelativeKbatchPathIsRefused) {
   ParseOptions options;
-  EXPECT_THROW(rewriteJobScript("#KBATCH --image a\necho\n", options, RewriteOptions{"kbatch"}),
+  EXPECT_THROW(rewriteJobScript("#KBATCH --image a\necho\n", options, kbatchAt("kbatch")),
                Error);
 }
 
@@ -239,6 +246,62 @@ TEST(Rewrite, NoMarkerMeansNotRewritten) {
   // A marker-like line where kbatch never writes one is not taken for a rewritten script.
   std::string native = "#!/bin/sh\necho\ncat <<EOF\n#KBATCH-REWRITTEN v1 sha256=00\nEOF\n";
   EXPECT_EQ(rewrite(native).script, native);
+}
+
+}  // namespace
+}  // namespace kbatch::rewrite
+
+namespace kbatch::rewrite {
+namespace {
+
+TEST(Rewrite, DetectedBinaryIsRecordedAndRewritingStaysIdempotent) {
+  std::string script = "#!/bin/bash\n#PBS -N det\ncd $PBS_O_WORKDIR\n./solver in.dat\n";
+  std::vector<std::string> seen_bodies;
+  RewriteOptions options = kbatchAt(kKbatch);
+  options.detect_binary = [&](const JobSpec& spec, std::string_view body) {
+    seen_bodies.emplace_back(body);
+    EXPECT_FALSE(spec.needs_container);
+    return std::optional<std::string>("./solver");
+  };
+  ParseOptions parse_options;
+  RewriteResult result = rewriteJobScript(script, parse_options, options);
+  ASSERT_TRUE(result.rewritten);
+  EXPECT_EQ(result.detected_binary, "./solver");
+  EXPECT_EQ(seen_bodies, (std::vector<std::string>{"cd $PBS_O_WORKDIR\n./solver in.dat\n"}));
+  EXPECT_EQ(result.script.substr(0, result.script.find("#KBATCH-REWRITTEN")),
+            "#!/bin/bash\n#PBS -N det\n#KBATCH --from-binary ./solver\n");
+  EXPECT_NE(result.script.find("exec /opt/kbatch/bin/kbatch exec --job-body=base64 --from-binary "
+                               "./solver -- /bin/bash <<'"),
+            std::string::npos)
+      << result.script;
+  // Rewriting the result again changes nothing, and the detector is not asked: the job already
+  // names its binary.
+  RewriteResult again = rewriteJobScript(result.script, parse_options, options);
+  EXPECT_TRUE(again.already_rewritten);
+  EXPECT_EQ(again.script, result.script);
+  EXPECT_EQ(seen_bodies.size(), 1u);
+}
+
+TEST(Rewrite, DetectorThatFindsNothingLeavesTheScriptAlone) {
+  std::string script = "#PBS -N plain\necho hi\n";
+  RewriteOptions options = kbatchAt(kKbatch);
+  options.detect_binary = [](const JobSpec&, std::string_view) {
+    return std::optional<std::string>();
+  };
+  ParseOptions parse_options;
+  RewriteResult result = rewriteJobScript(script, parse_options, options);
+  EXPECT_FALSE(result.rewritten);
+  EXPECT_EQ(result.script, script);
+}
+
+TEST(Encoding, Sha256MatchesOpenSslOnEveryTailLength) {
+  // Lengths around the 55/56/64-byte padding boundaries, against known digests of 'a' * n.
+  EXPECT_EQ(sha256Hex(std::string(55, 'a')),
+            "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318");
+  EXPECT_EQ(sha256Hex(std::string(56, 'a')),
+            "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a");
+  EXPECT_EQ(sha256Hex(std::string(64, 'a')),
+            "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb");
 }
 
 }  // namespace

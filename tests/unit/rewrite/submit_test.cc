@@ -54,14 +54,99 @@ TEST(SubmitFilter, PrefixFromArgumentsAndEnvironment) {
   EXPECT_NE(result.output.find("#KBATCH --from-binary ./c"), std::string::npos);
 }
 
-TEST(SubmitFilter, MalformedScriptIsRejectedEvenWhenFailingOpen) {
+TEST(SubmitFilter, MalformedNativeDirectiveFollowsTheFailureMode) {
+  // No container asked for: the batch system judges its own #PBS line when the filter steps aside.
+  std::string script = testing::readFixture("malformed_walltime.pbs");
+  auto result = runSubmitFilter(script, {}, filterOptions(FailureMode::kClosed));
+  EXPECT_EQ(result.exit_code, exit_code::kSubmitFilterRejected);
+  EXPECT_TRUE(result.output.empty());
+  EXPECT_NE(result.message.find("STDIN:3"), std::string::npos) << result.message;
+  result = runSubmitFilter(script, {}, filterOptions(FailureMode::kOpen));
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.output, script);
+  EXPECT_NE(result.message.find("STDIN:3"), std::string::npos) << result.message;
+  EXPECT_NE(result.message.find("fails open"), std::string::npos) << result.message;
+}
+
+TEST(SubmitFilter, MalformedContainerScriptIsRejectedEvenWhenFailingOpen) {
+  // Passed on, these would run natively instead of in the container their author asked for.
+  for (const std::string& script : {std::string("#KBATCH --image debian:12\n#PBS -l walltime=x\necho\n"),
+                                    std::string("#PBS -l walltime=x\n#PBS -B ./a.out\necho\n")}) {
+    auto result = runSubmitFilter(script, {}, filterOptions(FailureMode::kOpen));
+    EXPECT_EQ(result.exit_code, exit_code::kSubmitFilterRejected) << script;
+    EXPECT_TRUE(result.output.empty());
+  }
+  auto result = runSubmitFilter("#PBS -l walltime=x\necho\n", {"-B", "./a.out"},
+                                filterOptions(FailureMode::kOpen));
+  EXPECT_EQ(result.exit_code, exit_code::kSubmitFilterRejected);
+}
+
+TEST(SubmitFilter, PolicyRefusalIsRejectedWhateverTheMode) {
+  int checks = 0;
   for (auto mode : {FailureMode::kClosed, FailureMode::kOpen}) {
-    auto result = runSubmitFilter(testing::readFixture("malformed_walltime.pbs"), {},
-                                  filterOptions(mode));
+    auto options = filterOptions(mode);
+    options.check_job = [&checks](const JobSpec& spec) {
+      ++checks;
+      throw JobRefused("submit job", "job", "refused by the site policy: policy.yaml:4: deny " +
+                                                std::string("images.allowed: image ") + *spec.image);
+    };
+    auto result = runSubmitFilter("#KBATCH --image evil/img\necho\n", {}, options);
     EXPECT_EQ(result.exit_code, exit_code::kSubmitFilterRejected);
     EXPECT_TRUE(result.output.empty());
-    EXPECT_NE(result.message.find("STDIN:3"), std::string::npos) << result.message;
+    EXPECT_EQ(result.message.find('\n'), std::string::npos);  // one line
+    EXPECT_NE(result.message.find("refused by the site policy: policy.yaml:4: deny images.allowed"),
+              std::string::npos)
+        << result.message;
   }
+  EXPECT_EQ(checks, 2);
+}
+
+TEST(SubmitFilter, PolicyIsCheckedOnlyForContainerJobs) {
+  std::vector<std::string> checked;
+  auto options = filterOptions();
+  options.check_job = [&checked](const JobSpec& spec) { checked.push_back(*spec.image); };
+  bool mode_asked = false;
+  options.on_error.reset();
+  options.site_failure_mode = [&mode_asked] {
+    mode_asked = true;
+    return FailureMode::kClosed;
+  };
+  std::string native = testing::readFixture("fib.pbs");
+  auto result = runSubmitFilter(native, {}, options);
+  EXPECT_EQ(result.output, native);
+  EXPECT_TRUE(checked.empty());
+  EXPECT_FALSE(mode_asked);  // nothing failed: the site's mode (the policy) was never needed
+
+  result = runSubmitFilter("#KBATCH --image debian:12\necho\n", {}, options);
+  ASSERT_EQ(result.exit_code, 0);
+  // A script rewritten before is checked again: rewriting by hand must not skip the policy.
+  runSubmitFilter(result.output, {}, options);
+  EXPECT_EQ(checked, (std::vector<std::string>{"debian:12", "debian:12"}));
+}
+
+TEST(SubmitFilter, UnreadablePolicyFollowsTheSiteModeUnlessTheCommandLineChooses) {
+  std::string script = "#KBATCH --image debian:12\necho\n";
+  auto options = filterOptions();
+  options.on_error.reset();
+  options.check_job = [](const JobSpec&) {
+    throw Error("load policy", "/etc/kbatch/policy.yaml:3:1", "not valid YAML");
+  };
+  options.site_failure_mode = [] { return FailureMode::kOpen; };
+  auto result = runSubmitFilter(script, {}, options);
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.output, script);  // the original, not the rewritten script
+  EXPECT_NE(result.message.find("policy.yaml:3:1"), std::string::npos) << result.message;
+
+  options.on_error = FailureMode::kClosed;  // --on-error=closed wins over the site's open
+  result = runSubmitFilter(script, {}, options);
+  EXPECT_EQ(result.exit_code, exit_code::kSubmitFilterRejected);
+  EXPECT_TRUE(result.output.empty());
+
+  // When the site's mode is itself unknowable (the policy it is in cannot be read): closed.
+  options.on_error.reset();
+  options.site_failure_mode = []() -> FailureMode { throw Error("load policy", "x", "broken"); };
+  result = runSubmitFilter(script, {}, options);
+  EXPECT_EQ(result.exit_code, exit_code::kSubmitFilterRejected);
 }
 
 TEST(SubmitFilter, InternalFailureFollowsTheFailureMode) {
@@ -174,6 +259,20 @@ TEST_F(QsubWrapperTest, ScriptOnStdin) {
   EXPECT_EQ(invoker_.standard_input_, stdin_script);  // native: passed on byte for byte
 }
 
+TEST_F(QsubWrapperTest, RefusedJobNeverReachesQsub) {
+  std::string path = writeScript("job.pbs", "#KBATCH --image evil/img\necho\n");
+  options_.check_job = [](const JobSpec&) {
+    throw JobRefused("submit job", "job.pbs", "refused by the site policy: p.yaml:2: deny x");
+  };
+  EXPECT_THROW(runQsubWrapper({path}, options_, invoker_), JobRefused);
+  EXPECT_TRUE(invoker_.qsub_.empty());  // qsub never ran
+
+  // A native job is not checked at all.
+  std::string native = writeScript("fib.pbs", testing::readFixture("fib.pbs"));
+  EXPECT_EQ(runQsubWrapper({native}, options_, invoker_), 0);
+  EXPECT_EQ(invoker_.qsub_, "/usr/bin/qsub");
+}
+
 TEST_F(QsubWrapperTest, DosScriptFileIsRefusedAsQsubWould) {
   std::string path = writeScript("dos.pbs", "#PBS -N d\r\necho\r\n");
   EXPECT_THROW(runQsubWrapper({path}, options_, invoker_), ScriptError);
@@ -229,6 +328,32 @@ TEST_F(QsubWrapperTest, FindRealQsubSkipsKbatchItself) {
   EXPECT_EQ(findRealQsub(real, "/nonexistent", "", self), fs::path(real));
   EXPECT_THROW(findRealQsub(std::nullopt, nullptr, directory_ + "/wrapper", self), Error);
   EXPECT_THROW(findRealQsub(std::string("/nonexistent/qsub"), nullptr, path, self), Error);
+}
+
+}  // namespace
+}  // namespace kbatch::rewrite
+
+namespace kbatch::rewrite {
+namespace {
+
+TEST(SubmitFilter, PolicyIsCheckedBeforeTheDependencyImageIsBuilt) {
+  std::vector<std::string> events;
+  auto options = filterOptions();
+  options.rewrite.build_dependency_image = [&events](const JobSpec& spec) {
+    events.push_back("build " + *spec.binary);
+    return std::optional<std::string>("registry.example.org/deps@sha256:" + std::string(64, 'a'));
+  };
+  options.check_job = [&events](const JobSpec& spec) {
+    events.push_back("check " + *spec.binary);
+    if (*spec.binary == "./refused") throw JobRefused("submit job", "job", "refused");
+  };
+  auto result = runSubmitFilter("#PBS -B ./ok\necho\n", {}, options);
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(events, (std::vector<std::string>{"check ./ok", "build ./ok"}));  // checked once
+  events.clear();
+  result = runSubmitFilter("#PBS -B ./refused\necho\n", {}, options);
+  EXPECT_EQ(result.exit_code, exit_code::kSubmitFilterRejected);
+  EXPECT_EQ(events, (std::vector<std::string>{"check ./refused"}));  // nothing built
 }
 
 }  // namespace

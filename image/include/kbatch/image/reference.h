@@ -37,4 +37,9 @@ ImageReference parseImageReference(const std::string& text);
 /// Parses only `docker://...` references (for `kbatch push` destinations).
 ImageReference parseDockerReference(const std::string& text);
 
+/// Whether a name without transport starts with a registry host, as container runtimes decide it
+/// ("host.domain/...", "host:port/...", "localhost/..."), rather than naming a repository on a
+/// runtime's default registry ("team/app:1") or a local store name.
+bool namesRegistryHost(const std::string& name);
+
 }  // namespace kbatch::image

@@ -13,10 +13,9 @@
 namespace kbatch::image {
 
 struct RegistryOptions {
-  /// `--insecure`: plain HTTP, honoured only for hosts in `insecure_registries`.
+  /// `--insecure`: plain HTTP, honoured only for loopback hosts and `insecure_registries`.
   bool insecure = false;
-  /// The site's insecure registries ("host:port"). Empty: $KBATCH_INSECURE_REGISTRIES (comma or
-  /// space separated) until the lead wires the policy's site.insecure_registries here.
+  /// The site's insecure registries ("host:port"), from the policy's site.insecure_registries.
   std::vector<std::string> insecure_registries;
   /// Credentials file; empty: $REGISTRY_AUTH_FILE, else ~/.docker/config.json.
   std::filesystem::path auth_file;
@@ -40,6 +39,14 @@ struct PullResult {
 /// with reference.storeName(). Only missing blobs are transferred; an interrupted download is
 /// resumed from its partial file.
 PullResult pullImage(ImageStore& store, const ImageReference& reference, const PullOptions& options);
+
+/// Whether `--insecure` may reach `registry` ("host[:port]") over plain HTTP: a loopback host, or
+/// one the site lists (`site_list`, the policy's site.insecure_registries).
+bool plainHttpPermitted(const std::string& registry, const std::vector<std::string>& site_list);
+
+/// The digest of the manifest (or image index) a registry serves for `reference`'s tag, verified
+/// against its body; nothing is stored. What a Kubernetes Pod pins its image to.
+std::string remoteManifestDigest(const ImageReference& reference, const RegistryOptions& options);
 
 struct PushResult {
   std::string manifest_digest;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,10 +12,9 @@ namespace kbatch::image {
 struct ResolveOptions {
   bool pull_if_missing = true;  ///< `kbatch exec REF` pulls on demand
   bool quiet = false;           ///< no progress display
-  /// `--insecure`: plain HTTP for registries the site lists in `insecure_registries`.
+  /// `--insecure`: plain HTTP for loopback registries and those in `insecure_registries`.
   bool insecure = false;
-  /// The site's insecure registries (policy `site.insecure_registries`); empty:
-  /// $KBATCH_INSECURE_REGISTRIES.
+  /// The site's insecure registries (policy `site.insecure_registries`).
   std::vector<std::string> insecure_registries;
   /// The site's read-only image cache (policy `site.image_cache`), consulted first; may be empty.
   std::filesystem::path site_image_cache;
@@ -23,6 +23,15 @@ struct ResolveOptions {
   /// Unpack limit in bytes; 0: $KBATCH_MAX_UNPACKED_BYTES or the default (32 GiB).
   std::uint64_t max_unpacked_bytes = 0;
 };
+
+/// The warm path of resolveImageRoot(), which never fetches, unpacks or writes anything: a root
+/// filesystem directory, or a tagged image (store name, `docker://` without a digest) whose tag
+/// and unpacked root are already in the site cache or the store. nullopt when the image would have
+/// to be pulled, imported (`oci:`, `oci-archive:`) or unpacked first; throws kbatch::Error for a
+/// malformed reference or tag. Needs no OpenSSL, libarchive or libcurl (the lean `kbatch` links
+/// only this; see cli/CMakeLists.txt).
+std::optional<std::filesystem::path> findLocalImageRoot(const std::string& reference,
+                                                        const ResolveOptions& options);
 
 /// Accepts a root filesystem directory, `docker://...`, `oci:DIR[:TAG]`, `oci-archive:FILE`, or a
 /// name the store knows. Returns the unpacked root (read-only, shared by all jobs of that image).

@@ -63,6 +63,7 @@ struct PruneReport {
   std::uint64_t roots_removed = 0;
   std::uint64_t temporaries_removed = 0;
   std::uint64_t bytes_freed = 0;
+  std::uint64_t roots_in_use = 0;  ///< untagged roots kept because a running job uses them
 };
 
 struct UnpackOptions {
@@ -116,8 +117,14 @@ class ImageStore {
   ImageConfigSettings imageConfig(const std::string& manifest_digest) const;
 
   /// Removes blobs and roots no tag reaches, and leftovers of interrupted pulls and unpacks.
-  /// Waits for running pulls, pushes and unpacks of this store to finish first.
+  /// Waits for running pulls, pushes and unpacks of this store to finish first. A root that a
+  /// running job uses (useRootUntilExit) is kept until a prune after the job.
   PruneReport prune();
+
+  /// Marks the root of `manifest_digest` as used by this process until it exits (a shared lock
+  /// on locks/use-<hex>.lock, closed on exec): prune and rmi leave it alone meanwhile. Call it
+  /// before looking the root up, so that a prune cannot remove it in between.
+  void useRootUntilExit(const std::string& manifest_digest);
 
   /// Records that `digest` exists in registry repository `host/repo` (used to offer
   /// cross-repository mounts on push); `sources` returns what was recorded.
@@ -130,6 +137,14 @@ class ImageStore {
   std::filesystem::path lockPath(const std::string& name) const { return root_ / "locks" / name; }
   /// Shared lock held by every operation that adds to the store; prune takes it exclusively.
   std::filesystem::path gcLockPath() const { return lockPath("gc.lock"); }
+
+  /// Makes `prepared_root` (a directory on the store's file system, e.g. under tempDirectory())
+  /// the unpacked root of `manifest_digest`, by rename, so that an image built from a directory
+  /// is not unpacked again from its own layers. The caller guarantees that the directory holds
+  /// what the image's layers unpack to. Returns the published root; when another process
+  /// published or unpacked one first, that one is returned and `prepared_root` is removed.
+  std::filesystem::path adoptUnpackedRoot(const std::string& manifest_digest,
+                                          const std::filesystem::path& prepared_root);
 
  private:
   std::optional<ImageRecord> readRef(const std::filesystem::path& refs_dir,

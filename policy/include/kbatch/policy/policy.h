@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kbatch/policy/seccomp_profile.h"
@@ -58,6 +59,18 @@ struct ResourceCeilings {
 };
 
 enum class SubmitFilterMode { kFailClosed, kFailOpen };
+
+/// A glob over shared-library file names (`libopenblas.so.*`, `libcuda.so.1`) that the compute
+/// nodes lack: a job whose binary needs one runs in a dependency image (`--detect`).
+struct LibraryPattern {
+  std::string glob;
+  SourceLocation where;
+};
+
+/// What the site says about its compute nodes' software (docs/policy.md, `compute_nodes`).
+struct ComputeNodes {
+  std::vector<LibraryPattern> missing_libraries;
+};
 
 struct SiteSettings {
   std::string qsub_path = "/usr/bin/qsub";
@@ -113,6 +126,10 @@ struct Policy {
   SourceLocation fakeroot_where;
 
   SubmitFilterMode submit_filter_mode = SubmitFilterMode::kFailClosed;
+  /// submit_filter.detect: look for binaries needing libraries the compute nodes lack in every
+  /// job that asks for no container, as `--detect` does.
+  bool submit_filter_detect = false;
+  ComputeNodes compute_nodes;
   SiteSettings site;
   KubernetesSettings kubernetes;
 
@@ -213,6 +230,11 @@ std::vector<SiteBind> expandSiteBinds(const Policy& policy, const EvaluationCont
 /// The normalised form of an image reference, as patterns see it
 /// (`ubuntu` -> `docker.io/library/ubuntu:latest`); local paths are returned unchanged.
 std::string normalizeImageReference(const std::string& reference);
+
+/// The first compute_nodes.missing_libraries pattern (of the site or an overlay) matching
+/// `library` (a DT_NEEDED name, a soname, or a library path, of which the file name is matched),
+/// or nullptr.
+const LibraryPattern* findMissingLibrary(const Policy& policy, std::string_view library);
 
 /// Capabilities that some policy may allow; everything else (CAP_SYS_ADMIN, ...) is refused.
 const std::vector<std::string>& grantableCapabilities();

@@ -1,20 +1,11 @@
 #pragma once
-/// Byte encodings used by the rewriter: base64 for the job body, sha256 for the marker, and
-/// POSIX-shell quoting for the words of the `kbatch exec` line.
+/// Byte encodings used by the rewriter: sha256 for the marker, and POSIX-shell quoting for the
+/// words of the `kbatch exec` line. (The job body's base64 is kbatch/common/base64.h.)
 
-#include <optional>
 #include <string>
 #include <string_view>
 
 namespace kbatch::rewrite {
-
-/// RFC 4648 base64 with `=` padding, broken into lines of `line_length` characters (each ending in
-/// "\n"); line_length 0 means one line without a newline.
-std::string encodeBase64(std::string_view bytes, std::size_t line_length = 76);
-
-/// Decodes base64, ignoring "\n" and "\r" between characters; nullopt on any other stray byte or
-/// bad padding.
-std::optional<std::string> decodeBase64(std::string_view text);
 
 /// Lower-case hex sha256 of `bytes`.
 std::string sha256Hex(std::string_view bytes);

@@ -34,7 +34,10 @@ struct HostRequest {
 };
 
 struct Resources {
-  std::optional<int> nodes;        ///< total node count
+  std::optional<int> nodes;        ///< total node count (the minimum of a Slurm range)
+  /// Slurm `--nodes=MIN-MAX`: the most nodes the job accepts; `nodes` holds MIN. The scheduler
+  /// picks the count, so kbatch keeps the range instead of pretending the job gets MIN.
+  std::optional<int> max_nodes;
   std::optional<int> ppn;          ///< processors per node (first node request's ppn)
   std::optional<int> procs;
   std::optional<std::uint64_t> mem_bytes;

@@ -1,6 +1,13 @@
 #pragma once
 /// The job-script directive parser: `#PBS` (as TORQUE's qsub reads it), `#SBATCH` (as sbatch reads
 /// it) and kbatch's own `#KBATCH`, merged with the qsub command line into one JobSpec.
+///
+/// Quotes: qsub keeps the quote characters of a #PBS directive in the option's value (make_argv),
+/// and each option treats them as qsub does: `-l` strips the quotes of a quoted value, which may
+/// then hold commas (`-l software="a,b"`, add_verify_resources); `-N "my job"` is refused, as
+/// check_job_name refuses blanks, and `-N "x"` names the job `"x"`; `-v "A=1,B=2"` passes on as
+/// written; kbatch's own `-B "./my solver"` loses its enclosing quotes. #KBATCH and #SBATCH
+/// values lose their quotes, as in a shell.
 
 #include <filesystem>
 #include <optional>

@@ -5,6 +5,7 @@
 /// here-document carries the original body in base64, so that no quoting can alter it. Any other
 /// script passes through byte for byte.
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,15 +18,35 @@ namespace kbatch::rewrite {
 inline constexpr std::string_view kRewriteMarker = "#KBATCH-REWRITTEN v1 sha256=";
 inline constexpr std::string_view kBodyDelimiterPrefix = "KBATCH_JOB_BODY_";
 
+/// `--detect`: given a job that asks for no container and its body, returns the binary whose
+/// shared libraries the compute nodes lack (the job then runs in a dependency image built from
+/// it, as with -B), or nullopt to leave the job native.
+using BinaryDetector =
+    std::function<std::optional<std::string>(const JobSpec& spec, std::string_view body)>;
+
+/// See RewriteOptions::build_dependency_image.
+using DependencyImageBuilder = std::function<std::optional<std::string>(const JobSpec& spec)>;
+
 struct RewriteOptions {
   /// Absolute path of the kbatch executable written into the script (the compute nodes run it).
   std::string kbatch_path;
+  /// Unset: no detection; only #KBATCH directives and -B make a job need a container.
+  BinaryDetector detect_binary;
+  /// Builds, at submission, the dependency image of a job that names a binary and no image, and
+  /// returns it pinned as "REFERENCE@sha256:<hex>" (nullopt: leave the build to the compute
+  /// node). The exec line then carries `--image` with it and keeps `--from-binary` as the
+  /// compute node's last resort. Unset: no build at submission.
+  DependencyImageBuilder build_dependency_image;
 };
 
 struct RewriteResult {
   std::string script;       ///< the new script (the input itself when nothing changed)
   bool rewritten = false;   ///< false: passed through byte for byte (native job or already rewritten)
   bool already_rewritten = false;
+  /// The binary `detect_binary` found, recorded as `#KBATCH --from-binary` in the new script.
+  std::optional<std::string> detected_binary;
+  /// The dependency image built at submission ("REFERENCE@sha256:<hex>"), pinned in the exec line.
+  std::optional<std::string> dependency_image;
   JobSpec spec;
 };
 

@@ -3,6 +3,7 @@
 /// the `kbatch qsub` wrapper around the site's real qsub.
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,12 +13,36 @@
 
 namespace kbatch::rewrite {
 
-/// What the submit filter does when kbatch itself fails (not when the script is wrong: a wrong
-/// script is always rejected).
+/// What the submit filter does when it cannot do its work: kbatch fails internally, the policy is
+/// unreadable, or a #PBS/#SBATCH directive is malformed in a job that asks for no container (the
+/// batch system then judges its own directive). A script that asks for a container (#KBATCH, -B)
+/// and is malformed, and a job the policy refuses, are rejected whatever the mode: passing them
+/// on would run the job otherwise than its author, or the site, asked.
 enum class FailureMode { kClosed, kOpen };
 
+/// A job the site refuses (the policy denies it). Never passed on, whatever the failure mode.
+class JobRefused : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Checks a job that needs a container before it reaches the batch system; throws JobRefused for
+/// a job the site refuses, and kbatch::Error when the check itself cannot be made.
+using SubmissionCheck = std::function<void(const JobSpec&)>;
+
+/// `options` with its dependency-image build preceded by `check`, so that a job the site refuses
+/// gets no image built for it; *checked becomes true once the check has run (and passed).
+RewriteOptions checkBeforeBuilding(const RewriteOptions& options, const SubmissionCheck& check,
+                                   bool* checked);
+
 struct SubmitFilterOptions {
-  FailureMode on_error = FailureMode::kClosed;
+  /// The failure mode chosen on the command line; when unset, `site_failure_mode` decides.
+  std::optional<FailureMode> on_error;
+  /// The site's failure mode (the policy's submit_filter.on_error); asked only when something
+  /// failed, so a native job never makes the filter read the policy. Unset: fail closed.
+  std::function<FailureMode()> site_failure_mode;
+  /// Run on every job that needs a container (after rewriting, or already rewritten).
+  SubmissionCheck check_job;
   RewriteOptions rewrite;
   std::optional<std::string> pbs_dprefix;
 };
@@ -54,6 +79,8 @@ class ProcessQsubInvoker : public QsubInvoker {
 
 struct QsubWrapperOptions {
   RewriteOptions rewrite;
+  /// Run on every job that needs a container before qsub runs; a JobRefused stops the submission.
+  SubmissionCheck check_job;
   std::filesystem::path qsub_path;           ///< the real qsub (see findRealQsub)
   std::optional<std::string> pbs_dprefix;
   std::filesystem::path temporary_directory = "/tmp";
@@ -62,7 +89,8 @@ struct QsubWrapperOptions {
 };
 
 /// `kbatch qsub [qsub options] [SCRIPT]`: consumes -B, rewrites the script if its job needs a
-/// container, runs the real qsub on the result and returns qsub's exit status.
+/// container, checks it (options.check_job), runs the real qsub on the result and returns qsub's
+/// exit status. Throws JobRefused, without running qsub, for a job the site refuses.
 int runQsubWrapper(const std::vector<std::string>& arguments, const QsubWrapperOptions& options,
                    QsubInvoker& invoker);
 

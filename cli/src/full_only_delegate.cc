@@ -1,0 +1,150 @@
+// The lean `kbatch`'s side of full_only.h: whatever needs the heavy subsystems is handed to
+// kbatch-full by re-executing it with this process's own command line (git runs its dashed
+// helpers the same way). execv(2) keeps the pid, the environment, the open descriptors, the
+// signal mask and the controlling terminal, so the batch system sees one process throughout.
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <string_view>
+#include <system_error>
+
+#include "command.h"
+#include "full_only.h"
+#include "kbatch/common/error.h"
+#include "kbatch/common/exit_codes.h"
+#include "kbatch/common/log.h"
+
+#ifndef KBATCH_FULL_HELPER_INSTALLED
+#error "KBATCH_FULL_HELPER_INSTALLED must name kbatch-full relative to the kbatch executable"
+#endif
+#ifndef KBATCH_FULL_HELPER_IN_BUILD_TREE
+#error "KBATCH_FULL_HELPER_IN_BUILD_TREE must name kbatch-full relative to the build tree's kbatch"
+#endif
+
+namespace kbatch::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// main()'s arguments, kept for the hand-over (argv lives until the process ends).
+char** saved_argv = nullptr;
+/// What exec --job-body read from stdin before it found it had to hand over.
+std::optional<std::string> consumed_stdin;
+
+/// kbatch-full beside this executable: the installed layout (bindir/../libexec/kbatch), else the
+/// build tree's (libexec/kbatch below the directory of `kbatch`). Found from /proc/self/exe, never
+/// from $PATH or the environment, so it is always the helper of the same build.
+fs::path findFullKbatch() {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) throw Error("find kbatch-full", "/proc/self/exe", ec.message(), "is /proc mounted?");
+  const std::array<fs::path, 2> candidates = {
+      self.parent_path() / KBATCH_FULL_HELPER_INSTALLED,
+      self.parent_path() / KBATCH_FULL_HELPER_IN_BUILD_TREE};
+  for (const auto& candidate : candidates) {
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.lexically_normal();
+  }
+  throw Error("find kbatch-full", candidates.front().lexically_normal().string(),
+              "not installed", "kbatch needs its helper for this command; reinstall kbatch");
+}
+
+/// Gives kbatch-full the stdin this process already read: a memory file with the same bytes
+/// (the job's own stdin is /dev/null once its body has been read, so nothing else is lost).
+void replayConsumedStdin() {
+  if (!consumed_stdin) return;
+  int fd = ::memfd_create("kbatch-stdin", MFD_CLOEXEC);
+  if (fd < 0) throw Error("keep stdin for kbatch-full", "", describeErrno(errno));
+  std::string_view rest = *consumed_stdin;
+  while (!rest.empty()) {
+    ssize_t written = ::write(fd, rest.data(), rest.size());
+    if (written < 0 && errno == EINTR) continue;
+    if (written < 0) throw Error("keep stdin for kbatch-full", "", describeErrno(errno));
+    rest.remove_prefix(static_cast<std::size_t>(written));
+  }
+  if (::lseek(fd, 0, SEEK_SET) != 0 || ::dup2(fd, STDIN_FILENO) < 0) {
+    throw Error("keep stdin for kbatch-full", "", describeErrno(errno));
+  }
+  ::close(fd);
+}
+
+/// Replaces this process with kbatch-full, same arguments; returns only by throwing.
+[[noreturn]] void handOverToFullKbatch(const char* reason) {
+  if (saved_argv == nullptr) {
+    throw Error("hand over to kbatch-full", reason, "main() did not record its arguments");
+  }
+  const fs::path helper = findFullKbatch();
+  log::debug("{}: continuing in {}", reason, helper.string());
+  replayConsumedStdin();
+  // Whatever this process printed must come out before the helper's own output.
+  std::cout.flush();
+  std::fflush(nullptr);
+  ::execv(helper.c_str(), saved_argv);
+  throw Error("run", helper.string(), describeErrno(errno),
+              "kbatch needs its helper for this command; reinstall kbatch");
+}
+
+/// The command word of a kbatch command line: the first word that is not a global flag (the
+/// global options -v, -q, --version and --help take no values). Empty when there is none.
+std::string_view commandWord(int argc, char** argv, bool& asks_for_main_help) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view word = argv[i];
+    if (word == "--help" || word == "-h") asks_for_main_help = true;
+    if (word.empty() || word.front() != '-' || word == "--") return word;
+  }
+  return {};
+}
+
+/// Runs before CLI11 parses: a command line whose command this executable carries stays here;
+/// everything else (`kbatch help`, `kbatch --help`, `kbatch pull`, an unknown word, no command)
+/// goes to kbatch-full, which answers it exactly as a single kbatch with every command would.
+void dispatchCommandLine(int argc, char** argv) {
+  saved_argv = argv;
+  bool asks_for_main_help = false;
+  std::string_view word = commandWord(argc, argv, asks_for_main_help);
+  if (word.empty() && !asks_for_main_help) {
+    // Only global flags: --version is answered here; anything else is a usage error that
+    // kbatch-full reports with the full command list.
+    for (int i = 1; i < argc; ++i) {
+      if (std::string_view(argv[i]) == "--version") return;
+    }
+  }
+  if (!word.empty() && !asks_for_main_help) {
+    for (const auto& command : commandRegistry()) {
+      if (command.name == word) return;
+    }
+  }
+  handOverToFullKbatch("this command is carried by kbatch-full");
+}
+
+const CommandLineHookRegistrar kDispatchRegistrar(&dispatchCommandLine);
+
+}  // namespace
+
+std::filesystem::path fetchImageRoot(const std::string& reference, const image::ResolveOptions&) {
+  handOverToFullKbatch(("image " + reference + " must be pulled, imported or unpacked").c_str());
+}
+
+std::filesystem::path dependencyImageRoot(const std::optional<std::string>&,
+                                          const image::DependencyImageRequest&,
+                                          const image::DependencyLookupOptions&) {
+  handOverToFullKbatch("a dependency image is needed");
+}
+
+void checkPinnedDependencyImage(const std::string&, const std::string&) {
+  // --image with --from-binary only ever runs in kbatch-full, which checks the pin itself.
+  handOverToFullKbatch("a pinned dependency image is needed");
+}
+
+int runJobAsPod(JobSpec, const std::optional<std::string>&) {
+  handOverToFullKbatch("the Kubernetes backend is needed");
+}
+
+void rememberConsumedStdin(std::string consumed) { consumed_stdin = std::move(consumed); }
+
+}  // namespace kbatch::cli
