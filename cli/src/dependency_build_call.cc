@@ -1,13 +1,6 @@
 #include "dependency_build_call.h"
 
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +8,7 @@
 #include "kbatch/common/error.h"
 #include "kbatch/common/exit_codes.h"
 #include "kbatch/common/log.h"
+#include "kbatch/rewrite/subprocess.h"
 #include "site_policy.h"
 
 namespace kbatch::cli {
@@ -65,52 +59,14 @@ std::vector<std::string> dependencyBuildArguments(const std::string& kbatch,
 DependencyBuildAnswer runDependencyBuild(const std::vector<std::string>& argv) {
   const std::string& binary = argv.size() > 4 ? argv[4] : argv.front();
   const char* action = "build the dependency image of";
-  int output[2];
-  if (::pipe2(output, O_CLOEXEC) != 0) {
-    throw Error(action, binary, "cannot create a pipe: " + describeErrno(errno));
-  }
-  std::vector<std::string> storage = argv;
-  std::vector<char*> pointers;
-  for (auto& argument : storage) pointers.push_back(argument.data());
-  pointers.push_back(nullptr);
-  std::fflush(nullptr);
-  pid_t child = ::fork();
-  if (child < 0) {
-    int err = errno;
-    ::close(output[0]);
-    ::close(output[1]);
-    throw Error(action, binary, "fork failed: " + describeErrno(err));
-  }
-  if (child == 0) {
-    // The script qsub gave us is on our stdin (already read); the build must not touch it.
-    int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
-    ::dup2(output[1], STDOUT_FILENO);
-    ::execv(pointers[0], pointers.data());
-    std::fprintf(stderr, "kbatch: run '%s': %s\n", pointers[0], std::strerror(errno));
-    ::_exit(exit_code::kCannotExecute);
-  }
-  ::close(output[1]);
-  std::string json;
-  char buffer[16384];
-  while (true) {
-    ssize_t n = ::read(output[0], buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    json.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(output[0]);
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  const rewrite::CapturedRun run = rewrite::runCapturingStdout(argv, action, binary);
+  if (run.status != 0) {
     throw Error(action, binary,
                 "`" + argv.front() + " build --from-binary` failed (status " +
-                    std::to_string(code) + ")",
+                    std::to_string(run.status) + ")",
                 "its error is above; run `kbatch build --from-binary " + binary + "` to retry");
   }
-  return parseDependencyBuildAnswer(json);
+  return parseDependencyBuildAnswer(run.standard_output);
 }
 
 rewrite::DependencyImageBuilder makeSubmissionDependencyBuilder() {

@@ -1,12 +1,6 @@
 #include "kbatch/rewrite/detect.h"
 
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -16,6 +10,7 @@
 #include "kbatch/common/error.h"
 #include "kbatch/common/exit_codes.h"
 #include "kbatch/common/log.h"
+#include "kbatch/rewrite/subprocess.h"
 
 namespace kbatch::rewrite {
 namespace {
@@ -108,48 +103,14 @@ std::vector<std::string> findJobBinaries(std::string_view body, const fs::path& 
 std::vector<NeededLibrary> listNeededLibraries(const std::string& kbatch_path,
                                                const std::string& binary) {
   const char* action = "list the libraries of";
-  int output[2];
-  if (::pipe2(output, O_CLOEXEC) != 0) {
-    int err = errno;
-    throw Error(action, binary, "cannot create a pipe: " + describeErrno(err));
-  }
-  std::vector<std::string> argv_storage{kbatch_path, "deps", "--json", "--no-packages", binary};
-  std::vector<char*> argv;
-  for (auto& argument : argv_storage) argv.push_back(argument.data());
-  argv.push_back(nullptr);
-  std::fflush(nullptr);
-  pid_t child = ::fork();
-  if (child < 0) {
-    int err = errno;
-    ::close(output[0]);
-    ::close(output[1]);
-    throw Error(action, binary, "fork failed: " + describeErrno(err));
-  }
-  if (child == 0) {
-    ::dup2(output[1], STDOUT_FILENO);
-    ::execv(argv[0], argv.data());
-    std::fprintf(stderr, "kbatch: run '%s': %s\n", argv[0], std::strerror(errno));
-    ::_exit(exit_code::kCannotExecute);
-  }
-  ::close(output[1]);
-  std::string json;
-  char buffer[16384];
-  while (true) {
-    ssize_t n = ::read(output[0], buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    json.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(output[0]);
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
+  const CapturedRun run = runCapturingStdout(
+      {kbatch_path, "deps", "--json", "--no-packages", binary}, action, binary);
+  const std::string& json = run.standard_output;
   // 1 means "a library is missing on this host too": the list is still complete.
-  if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 1)) {
+  if (run.status != 0 && run.status != 1) {
     throw Error(action, binary,
-                "`" + kbatch_path + " deps --json` failed (status " +
-                    std::to_string(WIFEXITED(status) ? WEXITSTATUS(status)
-                                                     : 128 + WTERMSIG(status)) + ")",
+                "`" + kbatch_path + " deps --json` failed (status " + std::to_string(run.status) +
+                    ")",
                 "run `kbatch deps " + binary + "` to see why");
   }
   std::vector<NeededLibrary> libraries;
