@@ -27,6 +27,7 @@ echo 'int secret(void){return 42;}' >"$work/secret.c"
 printf '#include <stdio.h>\nint secret(void);\nint main(void){printf("result %%d\\n", secret());return 0;}\n' \
   >"$work/prog.c"
 "$cc" -shared -fPIC -Wl,-soname,libsecret.so.1 -o "$work/libs/libsecret.so.1" "$work/secret.c"
+ln -s libsecret.so.1 "$work/libs/libsecret.so"
 "$cc" -o "$work/prog" "$work/prog.c" -L"$work/libs" -lsecret -Wl,-rpath,"$work/libs"
 chmod -R a+rX "$work"
 chown "$user" "$work/submit-store" "$work/node-store"
