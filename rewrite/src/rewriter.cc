@@ -3,6 +3,7 @@
 #include <cctype>
 #include <filesystem>
 #include <system_error>
+#include <vector>
 
 #include "directive_words.h"
 #include "kbatch/common/base64.h"
@@ -177,10 +178,20 @@ std::string currentExecutablePath() {
 }
 
 std::string defaultKbatchPath() {
-  std::filesystem::path self = currentExecutablePath();
-  std::filesystem::path sibling = self.parent_path() / "kbatch";
+  const std::filesystem::path self = currentExecutablePath();
+  const std::filesystem::path directory = self.parent_path();
+  std::vector<std::filesystem::path> candidates = {directory / "kbatch"};
+  if (self.filename() == "kbatch-full") {
+    // The helper lives in <prefix>/libexec/kbatch/ (or <build>/libexec/kbatch/); jobs must call
+    // the user-facing <prefix>/bin/kbatch (or <build>/kbatch), never the helper itself.
+    const std::filesystem::path prefix = directory.parent_path().parent_path();
+    candidates.push_back(prefix / "bin" / "kbatch");
+    candidates.push_back(prefix / "kbatch");
+  }
   std::error_code error;
-  if (std::filesystem::is_regular_file(sibling, error)) return sibling.string();
+  for (const auto& candidate : candidates) {
+    if (std::filesystem::is_regular_file(candidate, error)) return candidate.lexically_normal().string();
+  }
   return self.string();
 }
 

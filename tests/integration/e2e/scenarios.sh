@@ -154,7 +154,7 @@ policy_refusal() {
   enterFreshWorkDir policy-refusal
   local forbidden=docker://$E2E_REGISTRY/untrusted/tool:1
   scriptWithDirectives "$E2E_SOURCE_DIR/examples/fib.pbs" forbidden.pbs "#KBATCH --image $forbidden"
-  local rule_pattern="refused by the site policy: .*$E2E_POLICY:[0-9]+: deny"
+  local rule_pattern="refused by the site policy: .*$E2E_POLICY:[0-9]+(:[0-9]+)?: deny +images"
   local jobs_before status
   jobs_before=$(squeue --noheader --all --states=all | wc -l)
 
