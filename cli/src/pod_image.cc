@@ -23,7 +23,7 @@ std::string pinnedPodImage(const std::string& written, const policy::Policy& sit
   } else if (image::namesRegistryHost(written)) {
     docker_text = std::string(kDockerPrefix) + written;
   } else {
-    log::warn("image {}: no registry host in the name, so its digest cannot be looked up here; "
+    log::info("image {}: no registry host in the name, so its digest cannot be looked up here; "
               "the Pod names the tag, which the node's runtime resolves",
               written);
     return written;
@@ -40,7 +40,9 @@ std::string pinnedPodImage(const std::string& written, const policy::Policy& sit
     log::debug("image {} pinned to {}", by_tag, digest);
     return kubernetesName(reference) + "@" + digest;
   } catch (const Error& error) {
-    log::warn("cannot pin image {} to a digest ({}); the Pod names the tag, which may move",
+    // Not a warning: the node's runtime may well reach a registry this batch host cannot, and
+    // a job's error file is no place for it. `-v` shows it.
+    log::info("cannot pin image {} to a digest ({}); the Pod names the tag, which may move",
               by_tag, error.oneLine());
     return by_tag;
   }

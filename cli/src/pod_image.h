@@ -12,7 +12,7 @@ namespace kbatch::cli {
 /// `written` as Kubernetes writes images ("host[:port]/repo@sha256:..."): `docker://` references
 /// and registry-qualified names are pinned to the registry's current manifest digest. Names the
 /// Pod cannot pin (no registry host, which the node's container runtime chooses; a registry this
-/// host cannot reach) stay as written, with a warning: the kubelet may still reach them.
+/// host cannot reach) stay as written, said at -v: the kubelet may still reach them.
 std::string pinnedPodImage(const std::string& written, const policy::Policy& site);
 
 }  // namespace kbatch::cli

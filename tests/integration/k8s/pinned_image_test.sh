@@ -53,11 +53,11 @@ grep -qF "pinned to $digest2" "$work/302.err" || fail "job 302 was not pinned to
 grep -qx "image version 2" "$work/302.out" || fail "job 302 printed: $(cat "$work/302.out")"
 
 # An image pinned by the user stays as written (by digest), and an unreachable registry leaves the
-# tag with a warning naming why.
+# tag, saying why at -v.
 as_user "$kbatch" manifest --node kbatch-node-0 --namespace default \
   --image "docker://$registry/kbatch-test/pinned@$digest1" -- true > "$work/m2.yaml" 2>/dev/null
 grep -qF "image: $registry/kbatch-test/pinned@$digest1" "$work/m2.yaml" || fail "a digest reference was changed"
-as_user "$kbatch" manifest --node kbatch-node-0 --namespace default \
+as_user "$kbatch" -v manifest --node kbatch-node-0 --namespace default \
   --image docker://127.0.0.1:9/nothing/here:1 -- true > "$work/m3.yaml" 2> "$work/m3.err"
 grep -qF "image: 127.0.0.1:9/nothing/here:1" "$work/m3.yaml" || fail "unreachable registry: $(cat "$work/m3.yaml")"
 grep -q "cannot pin image 127.0.0.1:9/nothing/here:1 to a digest" "$work/m3.err" ||
