@@ -45,12 +45,14 @@ endif()
 install(FILES "${KBATCH_PACKAGING_DIR}/completion/kbatch"
         DESTINATION "${CMAKE_INSTALL_DATADIR}/bash-completion/completions")
 
-# ---- the site policy. In the package it is a conffile: dpkg keeps the admin's edits on upgrade.
+# ---- the site policy: packaging/policy-installed.yaml, which works on any node (the full example
+# packaging/policy.yaml, with site binds that exist only at a real site, goes to the docs). In the
+# package it is a conffile: dpkg keeps the admin's edits on upgrade.
 # A plain `cmake --install` must not overwrite a policy an admin already has either, so the rule
 # installs it only where there is none yet (a package build stages into an empty DESTDIR, so the
 # package always carries it).
 # (file(INSTALL) itself puts an absolute destination under $DESTDIR.)
-configure_file("${KBATCH_PACKAGING_DIR}/policy.yaml" "${KBATCH_PACKAGE_STAGING}/${KBATCH_POLICY_NAME}"
+configure_file("${KBATCH_PACKAGING_DIR}/policy-installed.yaml" "${KBATCH_PACKAGE_STAGING}/${KBATCH_POLICY_NAME}"
                COPYONLY)
 install(CODE "
   if(EXISTS \"\$ENV{DESTDIR}${KBATCH_POLICY_PATH}\")

@@ -12,6 +12,7 @@
 #include "kbatch/rewrite/submit.h"
 #include "dependency_build_call.h"
 #include "site_policy.h"
+#include "submit_site.h"
 
 namespace kbatch::cli {
 namespace {

@@ -11,6 +11,7 @@
 #include "kbatch/rewrite/rewriter.h"
 #include "kbatch/rewrite/submit.h"
 #include "site_policy.h"
+#include "submit_site.h"
 
 namespace kbatch::cli {
 namespace {

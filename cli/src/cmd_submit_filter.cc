@@ -15,6 +15,7 @@
 #include "kbatch/rewrite/submit.h"
 #include "dependency_build_call.h"
 #include "site_policy.h"
+#include "submit_site.h"
 
 namespace kbatch::cli {
 namespace {

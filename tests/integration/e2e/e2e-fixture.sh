@@ -78,6 +78,7 @@ writePolicy() {
   install -d -o root -g root -m 0755 "$state/etc" "$state/etc/kbatch"
   sed -e "s|@REGISTRY@|$registry|g" -e "s|@CLAIM_HOME@|$state/k8s/claims/home|g" \
       -e "s|@IMAGE_ROOTFS@|$image_rootfs|g" -e "s|@SITE_IMAGES@|$state/site-images|g" \
+      -e "s|@KUBELET_IMAGES@|$state/k8s/kubelet-images|g" \
       "$here/e2e-policy.yaml.in" >"$state/etc/kbatch/policy.yaml"
   chown root:root "$state/etc/kbatch/policy.yaml"
   chmod 0644 "$state/etc/kbatch/policy.yaml"

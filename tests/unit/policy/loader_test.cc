@@ -36,7 +36,7 @@ TEST(PolicyLoader, PackagedExampleLoadsWithEverySection) {
   Policy policy = parse(readFile(KBATCH_SOURCE_DIR "/packaging/policy.yaml"));
   EXPECT_EQ(policy.allowed_backends, (std::vector<Backend>{Backend::kLocal, Backend::kK8s}));
   EXPECT_EQ(policy.default_backend, Backend::kLocal);
-  ASSERT_EQ(policy.image_patterns.size(), 4u);
+  ASSERT_EQ(policy.image_patterns.size(), 5u);
   EXPECT_EQ(policy.image_patterns[0].glob, "registry.example.org/hpc/**");
   EXPECT_EQ(policy.image_patterns[0].where.toString(), "test.yaml:16:7");
   EXPECT_EQ(policy.registries, (std::vector<std::string>{"registry.example.org", "docker.io"}));
