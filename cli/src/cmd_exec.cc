@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -228,9 +229,15 @@ runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) 
   return runner::runInContainer(request);
 }
 
-void finishLikeJob(const runner::JobOutcome& outcome, int* exit_code) {
-  if (outcome.signaled) runner::exitLikeJob(outcome);
-  *exit_code = outcome.exit_code;
+void exitAsJob(int exit_code) {
+  std::fflush(nullptr);
+  std::_Exit(exit_code);
+}
+
+void finishLikeJob(const runner::JobOutcome& outcome) {
+  // Straight out, without running static destructors: the job is over, and kbatch's exit is part
+  // of every job's run time (bench/exec_start.sh).
+  runner::exitLikeJob(outcome);
 }
 
 namespace {
@@ -242,7 +249,7 @@ struct ExecCommand {
   std::vector<std::string> words;
 };
 
-void runExec(ExecCommand& command, int* exit_code) {
+[[noreturn]] void runExec(ExecCommand& command) {
   runner::refuseToRunSetuid();
   JobSpec job;
   applyExecFlags(command.flags, job);
@@ -287,20 +294,19 @@ void runExec(ExecCommand& command, int* exit_code) {
     job_body = std::move(*body);
   }
   if (job.backend.value_or(sitePolicy().default_backend) == Backend::kK8s) {
-    *exit_code = runJobAsPod(job, job_body);
-    return;
+    exitAsJob(runJobAsPod(job, job_body));
   }
   if (job_body) {
     launch.files.push_back({kJobBodyPath, std::move(*job_body), 0700});
     job.command.push_back(kJobBodyPath);  // <SHELL> <file>: $0 and `set -e` behave as before
   }
-  finishLikeJob(runJobLocally(job, launch), exit_code);
+  finishLikeJob(runJobLocally(job, launch));
 }
 
 }  // namespace
 }  // namespace kbatch::cli
 
-KBATCH_REGISTER_COMMAND(exec, 10, [](CLI::App& app, const kbatch::cli::GlobalOptions&, int* rc) {
+KBATCH_REGISTER_COMMAND(exec, 10, [](CLI::App& app, const kbatch::cli::GlobalOptions&, int*) {
   auto state = std::make_shared<kbatch::cli::ExecCommand>();
   auto* exec = app.add_subcommand(
       "exec", "Run a command in a container: kbatch exec [options] IMAGE -- CMD [ARGS...]");
@@ -316,5 +322,5 @@ KBATCH_REGISTER_COMMAND(exec, 10, [](CLI::App& app, const kbatch::cli::GlobalOpt
       "The job's exit status passes through; death by signal N ends kbatch by signal N (the shell "
       "shows 128+N). 125: kbatch failed; 126: the command cannot be executed; 127: the image or "
       "the command was not found.");
-  exec->callback([state, rc] { kbatch::cli::runExec(*state, rc); });
+  exec->callback([state] { kbatch::cli::runExec(*state); });
 });

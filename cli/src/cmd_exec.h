@@ -55,7 +55,11 @@ struct LocalLaunch {
 /// backend (issue 7).
 runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch);
 
-/// Sets *exit_code for a job that exited, or ends kbatch by the job's signal.
-void finishLikeJob(const runner::JobOutcome& outcome, int* exit_code);
+/// Ends kbatch with the job's exit status, straight out: static destructors (OpenSSL's, the
+/// loggers') would only add to every job's run time.
+[[noreturn]] void exitAsJob(int exit_code);
+
+/// Ends kbatch as the job ended: with its exit status, or by its signal.
+[[noreturn]] void finishLikeJob(const runner::JobOutcome& outcome);
 
 }  // namespace kbatch::cli

@@ -10,7 +10,7 @@
 #include "kbatch/common/log.h"
 #include "kbatch/k8s/backend.h"
 #include "kbatch/k8s/gc.h"
-#include "pod_image.h"
+#include "pod_settings.h"
 #include "site_policy.h"
 
 namespace kbatch::cli {
@@ -29,7 +29,7 @@ struct K8sGcState {
   bool dry_run = false;
 };
 
-void runK8sRun(K8sRunState& state, int* exit_code) {
+[[noreturn]] void runK8sRun(K8sRunState& state) {
   if (state.command.empty()) {
     throw Error("run the job's Pod", "kbatch k8s run", "no command: give `-- CMD [ARGS...]`");
   }
@@ -38,12 +38,16 @@ void runK8sRun(K8sRunState& state, int* exit_code) {
   job.backend = Backend::kK8s;
   applyExecFlags(state.exec, job);
   applyBatchEnvironment(job, state.k8s);
-  if (job.image) job.image = pinnedPodImage(*job.image, sitePolicy());
-  *exit_code = k8s::runPodForJob(job, settingsFromFlags(state.k8s));
+  // The same policy as `kbatch exec --backend k8s`: this command is no way around it.
+  const policy::Policy& site = sitePolicy();
+  const policy::EvaluationContext context = policy::EvaluationContext::fromEnvironment();
+  enforceSitePolicy(job, context, "run job");
+  exitAsJob(runJobPods(job, site, settingsFromFlags(state.k8s, sitePodSettings(site, context))));
 }
 
 void runK8sGc(K8sGcState& state, int* exit_code) {
-  const k8s::K8sSettings settings = settingsFromFlags(state.k8s);
+  const k8s::K8sSettings settings = settingsFromFlags(
+      state.k8s, sitePodSettings(sitePolicy(), policy::EvaluationContext::fromEnvironment()));
   const k8s::ClusterAccess access = k8s::loadAccessFor(settings);
   k8s::ApiClient client(access);
   const std::string ns = state.all_namespaces ? "" : k8s::effectiveNamespace(settings, access);
@@ -78,7 +82,7 @@ KBATCH_REGISTER_COMMAND(k8s, 70, [](CLI::App& app, const kbatch::cli::GlobalOpti
       "(unknown, not Ready, rejected, Pending too long), 121 Pod deleted by someone else, 122 "
       "image pull failed, 123 container not created, 124 walltime (activeDeadlineSeconds) "
       "exceeded; 128+N after signal N; 125 API or kbatch error.");
-  run->callback([run_state, rc] { kbatch::cli::runK8sRun(*run_state, rc); });
+  run->callback([run_state] { kbatch::cli::runK8sRun(*run_state); });
 
   auto gc_state = std::make_shared<kbatch::cli::K8sGcState>();
   auto* gc = k8s->add_subcommand(

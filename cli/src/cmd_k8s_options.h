@@ -1,6 +1,6 @@
 #pragma once
-/// Options of the Kubernetes commands (`kbatch manifest`, `kbatch k8s ...`): the site settings
-/// the policy will supply (namespace, node map, claims, seccomp profile) given as flags, and the
+/// Options of the Kubernetes commands (`kbatch manifest`, `kbatch k8s ...`): overrides of the
+/// site settings the policy supplies (namespace, node map, claims, seccomp profile), and the
 /// batch job's context read from the environment. Private to cmd_manifest.cc and cmd_k8s.cc.
 
 #include <CLI/CLI.hpp>
@@ -62,16 +62,22 @@ inline std::pair<std::string, std::string> splitAssignment(const std::string& te
   return {text.substr(0, equals), text.substr(equals + 1)};
 }
 
-inline k8s::K8sSettings settingsFromFlags(const K8sFlags& flags) {
-  k8s::K8sSettings settings;
+/// The site's settings (sitePodSettings) with the flags on top: a flag given replaces what the
+/// policy says for that setting (the cluster's own RBAC and admission still decide what the
+/// user's credentials may create).
+inline k8s::K8sSettings settingsFromFlags(const K8sFlags& flags, k8s::K8sSettings settings) {
   settings.kubeconfig = flags.kubeconfig;
   settings.context = flags.context;
   if (flags.namespace_name) settings.namespace_name = *flags.namespace_name;
   for (const auto& item : flags.node_names) {
-    settings.node_names.insert(splitAssignment(item, "--node-name"));
+    auto [host, node] = splitAssignment(item, "--node-name");
+    settings.node_names[host] = node;
   }
-  for (const auto& item : flags.volumes) settings.volumes.insert(splitAssignment(item, "--volume"));
-  settings.seccomp_localhost_profile = flags.seccomp_localhost;
+  for (const auto& item : flags.volumes) {
+    auto [prefix, claim] = splitAssignment(item, "--volume");
+    settings.volumes[prefix] = claim;
+  }
+  if (flags.seccomp_localhost) settings.seccomp_localhost_profile = flags.seccomp_localhost;
   settings.split_log_streams = flags.split_streams;
   if (flags.pending_timeout) settings.pending_timeout_seconds = *flags.pending_timeout;
   return settings;

@@ -13,10 +13,12 @@
 #include "cmd_exec.h"
 #include "cmd_k8s_options.h"
 #include "command.h"
+#include "kbatch/common/log.h"
 #include "kbatch/k8s/backend.h"
 #include "kbatch/k8s/manifest.h"
 #include "kbatch/rewrite/parser.h"
 #include "pod_image.h"
+#include "pod_settings.h"
 #include "site_policy.h"
 
 namespace kbatch::cli {
@@ -79,9 +81,18 @@ void runManifest(ManifestState& state, int* exit_code) {
   }
   applyExecFlags(state.exec, job);
   applyBatchEnvironment(job, state.k8s);
-  if (job.image) job.image = pinnedPodImage(*job.image, sitePolicy());
+  // The Pod `kbatch exec --backend k8s` would create, with the same site settings. A preview
+  // creates nothing, so a job the policy refuses still gets its manifest, with the rule said.
+  const policy::Policy& site = sitePolicy();
+  const policy::EvaluationContext context = policy::EvaluationContext::fromEnvironment();
+  try {
+    enforceSitePolicy(job, context, "run job");
+  } catch (const Error& refusal) {
+    log::warn("{}", refusal.oneLine());
+  }
+  if (job.image) job.image = pinnedPodImage(*job.image, site);
   job.job_id = k8s::effectiveJobId(job);
-  const k8s::K8sSettings settings = settingsFromFlags(state.k8s);
+  const k8s::K8sSettings settings = settingsFromFlags(state.k8s, sitePodSettings(site, context));
 
   k8s::PodIdentity identity{getuid(), getgid(), {}};
   if (state.as_user) {

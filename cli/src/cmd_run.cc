@@ -45,7 +45,7 @@ std::string localJobId() {
   return std::to_string(getpid()) + "." + (host[0] != '\0' ? host : "localhost");
 }
 
-void runScript(RunCommand& command, int* exit_code) {
+[[noreturn]] void runScript(RunCommand& command) {
   runner::refuseToRunSetuid();
   fs::path script = command.script;
   std::string content = readFile(script);
@@ -88,13 +88,13 @@ void runScript(RunCommand& command, int* exit_code) {
   };
   job.job_id = job_id;
   job.submit_dir = cwd;
-  finishLikeJob(runJobLocally(job, launch), exit_code);
+  finishLikeJob(runJobLocally(job, launch));
 }
 
 }  // namespace
 }  // namespace kbatch::cli
 
-KBATCH_REGISTER_COMMAND(run, 11, [](CLI::App& app, const kbatch::cli::GlobalOptions&, int* rc) {
+KBATCH_REGISTER_COMMAND(run, 11, [](CLI::App& app, const kbatch::cli::GlobalOptions&, int*) {
   auto state = std::make_shared<kbatch::cli::RunCommand>();
   auto* run = app.add_subcommand(
       "run", "Run a job script in its container on this node, as the batch system would");
@@ -105,5 +105,5 @@ KBATCH_REGISTER_COMMAND(run, 11, [](CLI::App& app, const kbatch::cli::GlobalOpti
       "Without an image (#KBATCH --image or --image), a dependency image is built from the "
       "script's shell and its -B binary. The job gets PBS_JOBID, PBS_JOBNAME, PBS_O_WORKDIR and "
       "PBS_NUM_PPN as under TORQUE. The exit status passes through as with `kbatch exec`.");
-  run->callback([state, rc] { kbatch::cli::runScript(*state, rc); });
+  run->callback([state] { kbatch::cli::runScript(*state); });
 });

@@ -3,8 +3,7 @@
 #include "full_only.h"
 
 #include "kbatch/common/log.h"
-#include "kbatch/k8s/backend.h"
-#include "pod_image.h"
+#include "pod_settings.h"
 #include "site_policy.h"
 
 namespace kbatch::cli {
@@ -30,23 +29,14 @@ int runJobAsPod(JobSpec job, const std::optional<std::string>& job_body) {
   const policy::Policy& site = sitePolicy();
   const policy::EvaluationContext context = policy::EvaluationContext::fromEnvironment();
   enforceSitePolicy(job, context, "run job");
-  // The policy judged the image as the user named it; the Pod gets it pinned by digest.
-  if (job.image) job.image = pinnedPodImage(*job.image, site);
   if (job_body) {
     // A Pod has no private file to hand over: the body travels as `SHELL -c BODY NAME`, which
     // keeps $0 as the job's name.
     const std::string shell = job.command.front();
     job.command = {shell, "-c", *job_body, job.name.value_or("kbatch-job")};
   }
-  k8s::K8sSettings settings;
-  settings.namespace_name = site.kubernetes.namespaceFor(context.user, context.groups);
-  settings.service_account = site.kubernetes.service_account;
-  settings.node_names = site.kubernetes.node_names;
-  settings.volumes = site.kubernetes.volumes;
-  if (!site.kubernetes.seccomp_localhost_profile.empty()) {
-    settings.seccomp_localhost_profile = site.kubernetes.seccomp_localhost_profile;
-  }
-  return k8s::runPodForJob(job, settings);
+  // The policy judged the image as the user named it; the Pod gets it pinned by digest.
+  return runJobPods(job, site, sitePodSettings(site, context));
 }
 
 // kbatch-full is the end of the line: it never hands over, so it needs nothing kept.

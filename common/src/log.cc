@@ -6,7 +6,9 @@ namespace kbatch::log {
 
 void setup(Verbosity verbosity) {
   auto logger = spdlog::stderr_color_mt("kbatch");
-  logger->set_pattern("kbatch: %^%l%$: %v");
+  // -vv is for finding where time goes, too: its lines carry the time of day to the microsecond.
+  logger->set_pattern(verbosity == Verbosity::kDebug ? "kbatch: %H:%M:%S.%f %^%l%$: %v"
+                                                     : "kbatch: %^%l%$: %v");
   switch (verbosity) {
     case Verbosity::kQuiet: logger->set_level(spdlog::level::err); break;
     case Verbosity::kNormal: logger->set_level(spdlog::level::warn); break;

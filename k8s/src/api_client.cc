@@ -342,7 +342,11 @@ HttpResponse ApiClient::performWithRetries(const HttpRequest& request, const Dat
         return (*sink)(data);
       };
     }
+    const auto started = std::chrono::steady_clock::now();
     HttpResponse response = transport_->perform(request, sink ? &counting : nullptr, cancel);
+    log::debug("k8s: {} {}: {} after {:.1f} ms", request.method, request.path, response.status,
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+                   .count());
     if (streamed != nullptr) *streamed = got_data;
     if (response.cancelled || got_data) return response;
     if (response.status >= 200 && response.status < 300) return response;

@@ -6,7 +6,10 @@
 
 #include <pthread.h>
 #include <pwd.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -564,11 +567,23 @@ class SignalGuard {
     sigemptyset(&set_);
     for (int sig : signals) sigaddset(&set_, sig);
     pthread_sigmask(SIG_BLOCK, &set_, &previous_);
+    // The signals arrive on a signalfd and the end of the run on an eventfd, so the thread sleeps
+    // in poll(2) and wakes for either at once: kbatch's exit waits for this thread's join.
+    signal_fd_ = signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK);
+    done_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (signal_fd_ < 0 || done_fd_ < 0) {
+      const int error = errno;
+      closeFds();
+      pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+      throw Error("watch for qdel's signals", "signalfd/eventfd", describeErrno(error));
+    }
     thread_ = std::thread([this] { waitForSignals(); });
   }
   ~SignalGuard() {
-    done_ = true;
+    const std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t written = write(done_fd_, &one, sizeof one);
     if (thread_.joinable()) thread_.join();
+    closeFds();
     // A signal that arrived but was not taken stays pending; restoring the mask delivers it to
     // the default action, which is what the caller would have had without us.
     pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
@@ -578,15 +593,26 @@ class SignalGuard {
 
  private:
   void waitForSignals() {
-    const timespec tick{0, 50 * 1000 * 1000};
-    while (!done_.load()) {
-      const int sig = sigtimedwait(&set_, nullptr, &tick);
-      if (sig <= 0) continue;
-      state_.signal = sig;
+    for (;;) {
+      pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {done_fd_, POLLIN, 0}};
+      if (poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      if (fds[1].revents != 0) return;
+      signalfd_siginfo info{};
+      if (read(signal_fd_, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) continue;
+      state_.signal = static_cast<int>(info.ssi_signo);
       state_.cancel = true;
       for (auto& pod : pods_) pod->deleteNow(grace_);
       return;
     }
+  }
+
+  void closeFds() {
+    if (signal_fd_ >= 0) close(signal_fd_);
+    if (done_fd_ >= 0) close(done_fd_);
+    signal_fd_ = done_fd_ = -1;
   }
 
   RunState& state_;
@@ -594,7 +620,8 @@ class SignalGuard {
   int grace_;
   sigset_t set_;
   sigset_t previous_;
-  std::atomic<bool> done_{false};
+  int signal_fd_ = -1;
+  int done_fd_ = -1;
   std::thread thread_;
 };
 
@@ -736,10 +763,13 @@ int runPodForJob(const JobSpec& job_in, const K8sSettings& settings, const RunPo
   ApiClient client(access);
   RunState state;
   std::vector<std::unique_ptr<PodRun>> pods;
+  std::vector<std::string> node_names;
+  for (const auto& host : hosts) node_names.push_back(resolveNodeName(client, host, settings));
+  if (options.image_for_pods) job.image = options.image_for_pods();
   for (std::size_t i = 0; i < hosts.size(); ++i) {
     PodPlacement placement;
     placement.batch_host = hosts[i];
-    placement.node_name = resolveNodeName(client, hosts[i], settings);
+    placement.node_name = node_names[i];
     placement.host_index = static_cast<int>(i);
     placement.host_count = static_cast<int>(hosts.size());
     json manifest = buildPodManifest(job, placement, identity, settings, ns);

@@ -48,9 +48,6 @@ void report(int fd, Step step, int error, int detail) noexcept {
   _exit(kFailedExit);
 }
 
-/// fork(2) without glibc's atfork handlers: the child continues on a copy of this stack.
-pid_t rawFork() noexcept { return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0)); }
-
 bool writeWholeFile(const char* path, const char* text) noexcept {
   int fd = open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -393,7 +390,12 @@ void loadSeccomp(const ChildProgram& program) noexcept {
   changeDirectory(program);
   setNoNewPrivs(program);
   dropCapabilities(program);
-  pid_t job = rawFork();
+  // vfork(2), as posix_spawn does: copying this process's page tables for a child that only
+  // execs cost a millisecond of every job's start (bench/exec_start.sh). What runJob does before
+  // execve is safe in a child that shares our memory: it changes only per-task state (signal
+  // mask, its own copy of the handlers, its rlimits, its seccomp filter), allocates nothing, and
+  // ends in execve or _exit. The init is suspended until then.
+  pid_t job = vfork();
   if (job < 0) fail(program, Step::kStartJob);
   if (job == 0) runJob(program);
   superviseJob(program, job);

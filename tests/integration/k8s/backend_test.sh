@@ -45,6 +45,15 @@ no_pod_left() {  # no_pod_left ID
 }
 
 basic() {
+  echo "== the site policy applies: a backend it does not allow is refused before any Pod"
+  overlay=$(dirname "$0")/local-only-overlay.yaml
+  runuser -u "$user" -- env KUBECONFIG="$KUBECONFIG" HOME="$work" KBATCH_POLICY_OVERLAY="$overlay" \
+    "$kbatch" k8s run --job-id 100.head --image "$image" -- true >"$work/100.head.out" \
+    2>"$work/100.head.err"; rc=$?
+  expect_rc 100.head 125 $rc
+  expect_in 100.head err "backends.allowed"
+  no_pod_left 100.head
+
   echo "== output and exit code pass through; the Pod is deleted"
   kb 101.head -- sh -c 'echo 0 1 1 2 3 5; echo to-stderr >&2; exit 7'; rc=$?
   expect_rc 101.head 7 $rc

@@ -36,8 +36,12 @@ field() { dpkg-deb --field "$deb" "$1"; }
 depends=$(field Depends)
 # dpkg-shlibdeps turns the binaries' NEEDED entries into versioned package names.
 [[ $depends == *"libc6 (>="* ]] || fail "Depends lacks a versioned libc6 (did dpkg-shlibdeps run?): '$depends'"
-for library_package in libyaml-cpp libseccomp2 libcap2 libcurl; do
+for library_package in libseccomp2 libcap2 libcurl; do
   [[ $depends == *"$library_package"* ]] || fail "Depends lacks $library_package: '$depends'"
+done
+# The C++ runtime and yaml-cpp are linked in (CMakeLists.txt, KBATCH_STATIC_CXX): no dependency.
+for library_package in libyaml-cpp libstdc++ libspdlog libfmt; do
+  [[ $depends != *"$library_package"* ]] || fail "Depends names $library_package, which is linked in: '$depends'"
 done
 
 control=$out/control

@@ -59,7 +59,7 @@ images:
   allowed: ["registry.example.org/**"]
 resources: {max_walltime: "1:00:00"}
 compute_nodes:
-  missing_libraries: ["libyaml-cpp.so.*"]
+  missing_libraries: ["libseccomp.so.*"]
 YAML
 make_filter filter
 make_filter filter-open --on-error=open
@@ -113,9 +113,9 @@ check "broken policy: native job unchanged" 0 $?
 #    here because the submit commands then also build that image (H-deps' submission build).
 cat > "$overlay" <<'YAML'
 compute_nodes:
-  missing_libraries: ["libyaml-cpp.so.*"]
+  missing_libraries: ["libseccomp.so.*"]
 YAML
-cp "$kbatch" solver          # an ELF file that needs libyaml-cpp
+cp "$kbatch" solver          # an ELF file that needs libseccomp
 cp /bin/true tool            # one that needs only libc
 printf '#!/bin/bash\n#PBS -N det\n./tool\nmpirun -np 2 ./solver in.dat\n' > detect.pbs
 "$filter_exe" rewrite --detect --kbatch-path=/usr/bin/kbatch detect.pbs > "$work/out" 2> "$work/err"

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <functional>
+
 #include "kbatch/k8s/api_client.h"
 #include "kbatch/k8s/manifest.h"
 #include "kbatch/k8s/settings.h"
@@ -28,6 +30,9 @@ struct RunPodOptions {
   std::optional<PodIdentity> identity;
   /// Signals that cancel the job (the Pod is deleted at once). Empty: none are handled.
   std::vector<int> cancel_signals = {15, 2, 1};  // SIGTERM, SIGINT, SIGHUP
+  /// When set, gives the Pods' image in place of job.image, and is called once the nodes are
+  /// known: the caller may still be resolving the image (a tag to its digest) meanwhile.
+  std::function<std::string()> image_for_pods;
 };
 
 /// Runs the job's Pod(s) to the end and returns the exit code for `kbatch exec`. Throws

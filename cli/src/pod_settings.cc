@@ -1,0 +1,34 @@
+#include "pod_settings.h"
+
+#include <future>
+
+#include "kbatch/k8s/backend.h"
+#include "pod_image.h"
+
+namespace kbatch::cli {
+
+k8s::K8sSettings sitePodSettings(const policy::Policy& site,
+                                 const policy::EvaluationContext& context) {
+  k8s::K8sSettings settings;
+  settings.namespace_name = site.kubernetes.namespaceFor(context.user, context.groups);
+  settings.service_account = site.kubernetes.service_account;
+  settings.node_names = site.kubernetes.node_names;
+  settings.volumes = site.kubernetes.volumes;
+  if (!site.kubernetes.seccomp_localhost_profile.empty()) {
+    settings.seccomp_localhost_profile = site.kubernetes.seccomp_localhost_profile;
+  }
+  return settings;
+}
+
+int runJobPods(const JobSpec& job, const policy::Policy& site, const k8s::K8sSettings& settings) {
+  k8s::RunPodOptions options;
+  std::future<std::string> pinned;
+  if (job.image) {
+    pinned = std::async(std::launch::async,
+                        [written = *job.image, &site] { return pinnedPodImage(written, site); });
+    options.image_for_pods = [&pinned] { return pinned.get(); };
+  }
+  return k8s::runPodForJob(job, settings, options);
+}
+
+}  // namespace kbatch::cli
