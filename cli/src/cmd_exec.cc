@@ -184,7 +184,10 @@ runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) 
     image::DependencyLookupOptions lookup;
     lookup.insecure_registries = site.site.insecure_registries;
     if (site.site.image_cache) lookup.site_cache = *site.site.image_cache;
-    request.image_root = dependencyImageRoot(job.image, deps, lookup);
+    // The warm path first, as for named images: the image this same request got last time.
+    std::optional<fs::path> remembered;
+    if (!job.image) remembered = image::findRememberedDependencyImage(deps);
+    request.image_root = remembered ? *remembered : dependencyImageRoot(job.image, deps, lookup);
   }
 
   request.argv = job.command;

@@ -211,7 +211,11 @@ void ClosurePlan::addReport(const DependencyReport& report) {
 void ClosurePlan::addLibrary(const LibraryRecord& library) {
   if (library.missing()) return;
   addPath(*library.path);
-  if (library.found_via != FoundVia::kLdCache) return;
+  // The job's LD_LIBRARY_PATH never reaches the container (it names host libraries; see
+  // runner/src/job_environment.cc), so what it found is entered in the image's cache instead.
+  if (library.found_via != FoundVia::kLdCache && library.found_via != FoundVia::kLdLibraryPath) {
+    return;
+  }
   for (const auto& existing : cache_entries_) {
     if (existing.name == library.name) return;
   }

@@ -30,8 +30,9 @@ class ClosurePlan {
   void addPath(const std::filesystem::path& host_path);
   /// Adds a directory tree (entries not followed through symlinks; link targets are added).
   void addTree(const std::filesystem::path& host_dir);
-  /// Adds a resolved library; one found through the host's ld.so.cache also gets an entry in the
-  /// image's own cache, since its directory may not be a default one.
+  /// Adds a resolved library; one found through the host's ld.so.cache or the job's
+  /// LD_LIBRARY_PATH also gets an entry in the image's own cache, since its directory may not be
+  /// a default one and LD_LIBRARY_PATH is not passed into containers.
   void addLibrary(const LibraryRecord& library);
   /// Adds the libraries, interpreter and plugins of a resolved report, and the binary itself.
   /// Throws kbatch::Error listing missing libraries.

@@ -17,6 +17,7 @@
 #include <set>
 
 #include "closure_plan.h"
+#include "dependency_memo.h"
 #include "deps_hash_cache.h"
 #include "digest.h"
 #include "fs_util.h"
@@ -50,24 +51,7 @@ DependencyStrategy parseDependencyStrategy(const std::string& text, const std::s
   throw Error("read dependency strategy", field, "'" + text + "' is not closure, packages or auto");
 }
 
-fs::path dependencyCacheRoot() {
-  if (const char* cache = std::getenv("KBATCH_CACHE"); cache != nullptr && *cache != '\0') {
-    return cache;
-  }
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg == '/') {
-    return fs::path(xdg) / "kbatch";
-  }
-  const char* home = std::getenv("HOME");
-  if (home == nullptr || *home != '/') {
-    struct passwd* entry = ::getpwuid(::getuid());
-    if (entry == nullptr) {
-      throw Error("find cache directory", "$HOME", "not set and the user has no passwd entry",
-                  "set KBATCH_CACHE");
-    }
-    home = entry->pw_dir;
-  }
-  return fs::path(home) / ".cache" / "kbatch";
-}
+fs::path dependencyCacheRoot() { return defaultStoreRoot(); }
 
 namespace {
 
@@ -525,6 +509,33 @@ std::optional<DependencyImage> findBuilt(ImageStore& store, DependencyImage imag
   return image;
 }
 
+/// What a closure image's answer depends on besides the request: every path of the plan (files,
+/// links, directories, whose entries ld.so's search sees), the host's ld.so.cache and account
+/// files. nullopt when resolution also searched directories the memo does not watch: RPATH or
+/// RUNPATH directories, ld.so's default directories, plugin directories.
+std::optional<std::vector<fs::path>> memoWatchList(const ResolvedInputs& inputs,
+                                                   const detail::ClosurePlan& plan) {
+  for (const auto& report : inputs.reports) {
+    if (!report.binary_info.rpath.empty() || !report.binary_info.runpath.empty()) {
+      return std::nullopt;
+    }
+    for (const auto& library : report.libraries) {
+      if (library.found_via != FoundVia::kLdCache && library.found_via != FoundVia::kDirectPath &&
+          library.found_via != FoundVia::kAlreadyLoaded) {
+        return std::nullopt;
+      }
+    }
+  }
+  std::vector<fs::path> paths = {"/etc/ld.so.cache", "/etc/passwd", "/etc/group"};
+  for (const auto& [path, entry] : plan.entries()) {
+    paths.push_back(path);
+    if (entry.kind == detail::PlannedEntry::Kind::kFile && entry.host_source != path) {
+      paths.push_back(entry.host_source);
+    }
+  }
+  return paths;
+}
+
 }  // namespace
 
 DependencyImage buildDependencyImageDetailed(const DependencyImageRequest& request) {
@@ -613,10 +624,18 @@ DependencyImage buildDependencyImageDetailed(const DependencyImageRequest& reque
   log::debug("dependency image key {} ({} file hashes cached, {} computed)", image.key,
              hashes.hits(), hashes.misses());
 
-  if (auto found = findBuilt(store, image)) return *found;
+  // The next identical request may then skip everything above (dependency_memo.h).
+  const auto watched = image.strategy == DependencyStrategy::kClosure
+                           ? memoWatchList(inputs, plan)
+                           : std::optional<std::vector<fs::path>>();
+  auto remember = [&](const DependencyImage& answer) {
+    if (watched) detail::rememberDependencyImage(store_root, request, answer.store_name, *watched);
+    return answer;
+  };
+  if (auto found = findBuilt(store, image)) return remember(*found);
   FileLock gc(store.gcLockPath(), FileLock::Mode::kShared);
   FileLock lock(store.lockPath("deps-" + image.key + ".lock"), FileLock::Mode::kExclusive);
-  if (auto found = findBuilt(store, image)) return *found;  // built while we waited
+  if (auto found = findBuilt(store, image)) return remember(*found);  // built while we waited
 
   if (!image.packages.empty()) base = ensureDebianBase(store, request.quiet);
   ScratchDirectory scratch(store, "deps-" + image.key.substr(0, 12));
@@ -682,7 +701,7 @@ DependencyImage buildDependencyImageDetailed(const DependencyImageRequest& reque
               toString(image.strategy), image.layers, image.layers == 1 ? "" : "s",
               elapsed.count());
   }
-  return image;
+  return remember(image);
 }
 
 fs::path buildDependencyImage(const DependencyImageRequest& request) {

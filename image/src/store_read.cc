@@ -4,6 +4,8 @@
 // without them (see cli/CMakeLists.txt).
 
 #include <dirent.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -80,14 +82,20 @@ bool isHexPrefix(const std::string& text) {
 
 fs::path defaultStoreRoot() {
   if (const char* cache = std::getenv("KBATCH_CACHE"); cache != nullptr && *cache) return cache;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg) {
+  // The XDG base directory spec: a relative XDG_CACHE_HOME is invalid and ignored.
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg == '/') {
     return fs::path(xdg) / "kbatch";
   }
-  if (const char* home = std::getenv("HOME"); home != nullptr && *home) {
-    return fs::path(home) / ".cache" / "kbatch";
+  const char* home = std::getenv("HOME");
+  if (home == nullptr || *home != '/') {
+    const passwd* entry = ::getpwuid(::getuid());
+    if (entry == nullptr || entry->pw_dir == nullptr || *entry->pw_dir != '/') {
+      throw Error("find the image store", "$HOME", "not set and the user has no passwd entry",
+                  "set KBATCH_CACHE to a writable directory");
+    }
+    home = entry->pw_dir;
   }
-  throw Error("find the image store", "", "none of KBATCH_CACHE, XDG_CACHE_HOME, HOME is set",
-              "set KBATCH_CACHE to a writable directory");
+  return fs::path(home) / ".cache" / "kbatch";
 }
 
 ImageStore::ImageStore(fs::path root, fs::path site_cache)

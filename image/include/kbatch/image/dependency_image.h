@@ -75,6 +75,15 @@ DependencyImage buildDependencyImageDetailed(const DependencyImageRequest& reque
 /// The root filesystem directory of buildDependencyImageDetailed(request).
 std::filesystem::path buildDependencyImage(const DependencyImageRequest& request);
 
+/// The warm path without resolving or hashing anything: the image buildDependencyImageDetailed()
+/// last found or built for this same request, as long as no path its answer depended on changed
+/// since (lstat: device, inode, size, mtime, ctime) and the image is still in the store. nullopt:
+/// ask buildDependencyImageDetailed(). Only closure requests without --base, --extra or plugin
+/// directories are remembered. Needs no libelf, libcrypto or libarchive, so the lean `kbatch`
+/// runs a cached dependency image itself.
+std::optional<std::filesystem::path> findRememberedDependencyImage(
+    const DependencyImageRequest& request);
+
 /// The store in use: `$KBATCH_CACHE`, `$XDG_CACHE_HOME/kbatch` or `~/.cache/kbatch`.
 std::filesystem::path dependencyCacheRoot();
 
