@@ -22,6 +22,30 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
+if [ "$(id -u)" -eq 0 ] && [ -z "${KBATCH_PAPER_STATE:-}" ]; then
+  # The jobs see a site policy that allows both backends and binds of the k8s test server's claim
+  # directory (where the test node's kubelet binds Pod volumes from), laid over /etc in a private
+  # mount namespace that the Slurm daemons started below inherit; the host's /etc is untouched.
+  state=$(mktemp -d /tmp/kbatch-paper.XXXXXX)
+  chmod 755 "$state"
+  cat >"$state/site-policy.yaml" <<POLICY
+version: 1
+backends:
+  allowed: [local, k8s]
+  default: local
+binds:
+  allowed:
+    - { path: \$HOME, access: rw }
+    - { path: \$PBS_O_WORKDIR, access: rw }
+    - { path: \$TMPDIR, access: rw }
+    - { path: \$KBATCH_JOB_SCRATCH, access: rw }
+    - { path: $state/k8s/claims/home, access: rw }
+kubernetes:
+  namespace: default
+POLICY
+  exec env KBATCH_PAPER_STATE="$state" "$repo/tests/integration/with-site-policy.sh" \
+    "$state/site-policy.yaml" "$here/$(basename "$0")" "$@"
+fi
 runs=100
 build=$repo/build
 user=kbtest
@@ -47,15 +71,17 @@ done
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-state=$(mktemp -d /tmp/kbatch-paper.XXXXXX)
+state=${KBATCH_PAPER_STATE:-$(mktemp -d /tmp/kbatch-paper.XXXXXX)}
 chmod 755 "$state"
 cleanup() {
   "$repo/tests/integration/k8s/stop-server.sh" "$state/k8s" >/dev/null 2>&1 || true
   "$repo/tests/integration/slurm/slurm-cluster.sh" stop "$state/slurm" >/dev/null 2>&1 || true
   "$repo/tests/integration/registry/registry-fixture.sh" stop "$state/registry" >/dev/null 2>&1 || true
-  rm -rf "$state"
+  [ -n "${KBATCH_PAPER_KEEP:-}" ] || rm -rf "$state"
 }
 trap cleanup EXIT
+# Killed or interrupted: still stop the cluster, the server and the registry (through EXIT).
+trap 'exit 130' INT TERM HUP
 step() { echo "paper.sh [$(date +%T)]: $*" >&2; }
 
 step "starting the Slurm test cluster, the k8s test server and a registry in $state"
@@ -73,10 +99,9 @@ install -o "$user" -m 0644 "$repo/examples/fib.pbs" "$repo/examples/fib-binary.p
 runuser -u "$user" -- g++ -O2 -o "$work/a.out" "$repo/examples/fib.cpp"
 host=$(hostname -s)
 k8s_options="--kubeconfig $state/k8s/kubeconfig --volume $state/k8s/claims/home=home"
-export KBATCH_INSECURE_REGISTRIES=$registry
+# The registry listens on 127.0.0.1: loopback registries may be used with --insecure.
 as_user() {
-  runuser -u "$user" -- env SLURM_CONF="$SLURM_CONF" HOME="$work" KBATCH_CACHE="$work/.cache" \
-    KBATCH_INSECURE_REGISTRIES="$registry" "$@"
+  runuser -u "$user" -- env SLURM_CONF="$SLURM_CONF" HOME="$work" KBATCH_CACHE="$work/.cache" "$@"
 }
 
 # Warm-up outside the timed runs: the first run builds the dependency images (measured below).
@@ -101,9 +126,10 @@ timeInBatchJob() {
 #PBS -N time-$name
 #PBS -l nodes=1:ppn=1
 cd "$work"
-export HOME="$work" KBATCH_CACHE="$work/.cache" KBATCH_INSECURE_REGISTRIES="$registry"
-# One untimed run first: its errors land in the job's stderr file, which hyperfine would hide.
-$command >/dev/null || exit
+export HOME="$work" KBATCH_CACHE="$work/.cache"
+# One untimed run first: its errors land in the job's stderr file, which hyperfine would hide
+# (a Pod's log merges the container's stderr into its stdout, so that is shown too).
+$command >"$work/$name.first.out" || { status=\$?; cat "$work/$name.first.out" >&2; exit \$status; }
 hyperfine -N --style none --warmup 1 --runs $runs --export-json "$work/$name.json" -n "$name" "$command"
 EOF
   chown "$user" "$job_script"
@@ -115,7 +141,8 @@ EOF
       COMPLETED) break ;;
       PENDING | RUNNING | CONFIGURING | COMPLETING) sleep 0.5 ;;
       *) echo "paper.sh: job $job_id ($name) ended $state; its output:" >&2
-         cat "$work"/*"$job_id"* "$work"/slurm-"$job_id".out 2>/dev/null >&2 || true
+         cat "$work/time-$name.pbs.o$job_id" "$work/time-$name.pbs.e$job_id" \
+           "$work/slurm-$job_id.out" 2>/dev/null >&2 || true
          scontrol show job "$job_id" | grep -E 'StdOut|StdErr|ExitCode' >&2  || true
          failed+=("$name"); return 0 ;;
     esac
@@ -136,18 +163,15 @@ timeInBatchJob binary-k8s "$kbatch k8s run $k8s_options --image $binary_root -- 
 step "dependency image of a.out: build cold and warm, distribution cold and warm"
 image="docker://$registry/paper/binary:1"
 deps_runs=$((runs < 10 ? runs : 10))
-(cd "$work" && as_user env KBATCH_INSECURE_REGISTRIES="$registry" \
-  hyperfine -N --style none --runs "$deps_runs" --prepare "rm -rf $work/cold-cache" \
+(cd "$work" && as_user hyperfine -N --style none --runs "$deps_runs" --prepare "rm -rf $work/cold-cache" \
     --export-json "$work/deps-build-cold.json" -n build-cold \
     "env KBATCH_CACHE=$work/cold-cache $kbatch -q build --from-binary ./a.out --shell /bin/bash" \
   && as_user hyperfine -N --style none --warmup 1 --runs "$deps_runs" --export-json "$work/deps-build-warm.json" \
     -n build-warm "$kbatch -q build --from-binary ./a.out --shell /bin/bash" \
-  && as_user env KBATCH_INSECURE_REGISTRIES="$registry" \
-  hyperfine -N --style none --runs "$deps_runs" --prepare "rm -rf $work/node-cache" \
+  && as_user hyperfine -N --style none --runs "$deps_runs" --prepare "rm -rf $work/node-cache" \
     --export-json "$work/deps-pull-cold.json" -n distribute-cold \
     "env KBATCH_CACHE=$work/node-cache $kbatch -q pull --insecure $image" \
-  && as_user env KBATCH_INSECURE_REGISTRIES="$registry" \
-  hyperfine -N --style none --warmup 1 --runs "$deps_runs" --export-json "$work/deps-pull-warm.json" \
+  && as_user hyperfine -N --style none --warmup 1 --runs "$deps_runs" --export-json "$work/deps-pull-warm.json" \
     -n distribute-warm "env KBATCH_CACHE=$work/node-cache $kbatch -q pull --insecure $image") >&2 ||
   die "the dependency-image measurements failed"
 

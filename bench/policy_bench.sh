@@ -80,9 +80,14 @@ print(f"200-rule policy costs {(big - empty) * 1e3:.3f} ms more per job than an 
 PY
 
 # 3. load + evaluate alone
-g++ -std=c++20 -O2 -I"$source_dir/policy/include" -I"$source_dir/common/include" \
-  -I"$source_dir/rewrite/include" "$source_dir/bench/policy_bench.cc" \
+# As kbatch is built: spdlog and fmt come from libkbatch_common.a (common/CMakeLists.txt), and
+# yaml-cpp is linked statically when the build does (KBATCH_STATIC_CXX).
+yaml_cpp=-lyaml-cpp
+grep -q '^KBATCH_STATIC_CXX:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null &&
+  yaml_cpp=$(sed -n 's/^KBATCH_YAML_CPP_ARCHIVE:FILEPATH=//p' "$build/CMakeCache.txt")
+g++ -std=c++20 -O2 -DSPDLOG_COMPILED_LIB -DSPDLOG_FMT_EXTERNAL -I"$source_dir/policy/include" \
+  -I"$source_dir/common/include" -I"$source_dir/rewrite/include" "$source_dir/bench/policy_bench.cc" \
   "$build/policy/libkbatch_policy.a" "$build/rewrite/libkbatch_rewrite.a" \
-  "$build/common/libkbatch_common.a" -lyaml-cpp -lcrypto -lspdlog -lfmt -o "$work/policy_bench"
+  "$build/common/libkbatch_common.a" "$yaml_cpp" -lcrypto -o "$work/policy_bench"
 "$work/policy_bench" "$work/policy-200.yaml" 2000
 "$work/policy_bench" "$work/policy-empty.yaml" 2000

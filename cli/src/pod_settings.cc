@@ -1,6 +1,8 @@
 #include "pod_settings.h"
 
+#include <filesystem>
 #include <future>
+#include <system_error>
 
 #include "kbatch/k8s/backend.h"
 #include "pod_image.h"
@@ -20,7 +22,21 @@ k8s::K8sSettings sitePodSettings(const policy::Policy& site,
   return settings;
 }
 
-int runJobPods(const JobSpec& job, const policy::Policy& site, const k8s::K8sSettings& settings) {
+int runJobPods(const JobSpec& job_in, const policy::Policy& site,
+               const k8s::K8sSettings& settings) {
+  JobSpec job = job_in;
+  if (!job.workdir && !job.submit_dir) {
+    // Outside a batch job, the Pod starts where the local backend would: in the current
+    // directory, when a claim carries it into the Pod.
+    std::error_code ec;
+    const std::string cwd = std::filesystem::current_path(ec).string();
+    for (const auto& [prefix, claim] : settings.volumes) {
+      if (!ec && (cwd == prefix || cwd.rfind(prefix + "/", 0) == 0)) {
+        job.workdir = cwd;
+        break;
+      }
+    }
+  }
   k8s::RunPodOptions options;
   std::future<std::string> pinned;
   if (job.image) {

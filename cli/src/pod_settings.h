@@ -15,7 +15,8 @@ k8s::K8sSettings sitePodSettings(const policy::Policy& site,
                                  const policy::EvaluationContext& context);
 
 /// Runs the job's Pod(s) to the end and returns the exit code. The image is pinned to its digest
-/// (pinnedPodImage) while the nodes are looked up: both are a round trip.
+/// (pinnedPodImage) while the nodes are looked up: both are a round trip. Without a working or
+/// submission directory, the Pod starts in the current directory if a claim carries it.
 int runJobPods(const JobSpec& job, const policy::Policy& site, const k8s::K8sSettings& settings);
 
 }  // namespace kbatch::cli
