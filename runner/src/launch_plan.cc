@@ -15,7 +15,6 @@
 #include <system_error>
 
 #include "kbatch/common/error.h"
-#include "kbatch/runner/seccomp_filter.h"
 
 namespace kbatch::runner {
 namespace {
@@ -436,7 +435,6 @@ LaunchPlan buildLaunchPlan(const LaunchRequest& request) {
   plan.image_remount_flags = lockedMountFlags(plan.image_root);
   if (plan.mount_sys) plan.sys_remount_flags = lockedMountFlags("/sys");
 
-  plan.seccomp_program = compileSeccompFilter(request.seccomp).program;
   if (request.memory_bytes && *request.memory_bytes == 0) {
     throw Error("use --memory", "0", "the memory limit must be positive");
   }

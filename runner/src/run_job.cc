@@ -13,6 +13,7 @@
 
 #include "kbatch/common/error.h"
 #include "kbatch/common/log.h"
+#include "kbatch/runner/seccomp_filter.h"
 #include "linux/core.h"
 
 namespace kbatch::runner {
@@ -105,9 +106,9 @@ void logPlan(const LaunchPlan& plan) {
     log::debug("bind {} -> {} ({})", bind.host_source, bind.container_target,
                bind.read_only ? "ro" : "rw");
   }
-  log::debug("uid {} -> {}, gid {} -> {}; workdir {}; command {}; seccomp {} instructions",
+  log::debug("uid {} -> {}, gid {} -> {}; workdir {}; command {}",
              plan.outside_uid, plan.inside_uid, plan.outside_gid, plan.inside_gid, plan.workdir,
-             joinArgv(plan.argv), plan.seccomp_program.size());
+             joinArgv(plan.argv));
 }
 
 }  // namespace
@@ -128,7 +129,11 @@ JobOutcome runInContainer(const LaunchRequest& request) {
   // Our own buffered output must not interleave with the job's.
   std::fflush(stdout);
   std::fflush(stderr);
-  core::LaunchResult result = core::launchAndWait(plan);
+  core::LaunchResult result = core::launchAndWait(plan, [&request] {
+    std::vector<sock_filter> program = compileSeccompFilter(request.seccomp).program;
+    log::debug("seccomp: {} instructions", program.size());
+    return program;
+  });
   if (result.failed_step != Step::kNone) throwSetupFailure(result, plan);
 
   JobOutcome outcome;

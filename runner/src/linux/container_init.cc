@@ -294,6 +294,39 @@ void dropCapabilities(const ChildProgram& program) noexcept {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(program, Step::kDropCapabilities, -2);
 }
 
+// Kernel: read(2) of the pipe the parent writes the compiled filter to (launch.cc): a 32-bit
+// instruction count, then the instructions. The parent compiles while this process sets up the
+// container; no job starts without its filter: EOF, a short read or an empty filter all fail.
+bool readExactly(int fd, void* buffer, std::size_t size) noexcept {
+  auto* bytes = static_cast<char*>(buffer);
+  while (size > 0) {
+    ssize_t got = read(fd, bytes, size);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      if (got == 0) errno = EPIPE;
+      return false;
+    }
+    bytes += got;
+    size -= static_cast<std::size_t>(got);
+  }
+  return true;
+}
+
+void receiveSeccomp(ChildProgram& program) noexcept {
+  std::uint32_t count = 0;
+  if (!readExactly(program.seccomp_fd, &count, sizeof count)) fail(program, Step::kReceiveSeccomp);
+  if (count == 0 || count > BPF_MAXINSNS) {
+    errno = EPROTO;
+    fail(program, Step::kReceiveSeccomp, static_cast<int>(count));
+  }
+  if (!readExactly(program.seccomp_fd, program.seccomp_buffer, count * sizeof(sock_filter))) {
+    fail(program, Step::kReceiveSeccomp);
+  }
+  close(program.seccomp_fd);
+  program.seccomp.len = static_cast<unsigned short>(count);
+  program.seccomp.filter = program.seccomp_buffer;
+}
+
 // ---- The job: a child of the init. ----------------------------------------------------------
 
 // Kernel: setrlimit(RLIMIT_DATA). Man: getrlimit(2).
@@ -306,7 +339,6 @@ void setLimits(const ChildProgram& program) noexcept {
 // Kernel: seccomp(SECCOMP_SET_MODE_FILTER). Man: seccomp(2). Loaded last, right before execve, so
 // that the filter never has to allow what the setup needed (mount, pivot_root, capset...).
 void loadSeccomp(const ChildProgram& program) noexcept {
-  if (program.seccomp.len == 0) return;
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program.seccomp) != 0) {
     fail(program, Step::kLoadSeccomp);
   }
@@ -390,6 +422,8 @@ void loadSeccomp(const ChildProgram& program) noexcept {
   changeDirectory(program);
   setNoNewPrivs(program);
   dropCapabilities(program);
+  ChildProgram job_program = program;
+  receiveSeccomp(job_program);
   // vfork(2), as posix_spawn does: copying this process's page tables for a child that only
   // execs cost a millisecond of every job's start (bench/exec_start.sh). What runJob does before
   // execve is safe in a child that shares our memory: it changes only per-task state (signal
@@ -397,7 +431,7 @@ void loadSeccomp(const ChildProgram& program) noexcept {
   // ends in execve or _exit. The init is suspended until then.
   pid_t job = vfork();
   if (job < 0) fail(program, Step::kStartJob);
-  if (job == 0) runJob(program);
+  if (job == 0) runJob(job_program);
   superviseJob(program, job);
 }
 
@@ -424,6 +458,7 @@ const char* describeStep(Step step) noexcept {
     case Step::kChangeDirectory: return "change to the working directory";
     case Step::kNoNewPrivs: return "set no_new_privs";
     case Step::kDropCapabilities: return "drop all capabilities";
+    case Step::kReceiveSeccomp: return "receive the compiled seccomp filter from kbatch";
     case Step::kStartJob: return "start the job (fork)";
     case Step::kSetLimits: return "set resource limits";
     case Step::kLoadSeccomp: return "load the seccomp filter";

@@ -14,6 +14,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <vector>
 
 #include "kbatch/runner/launch_plan.h"
 
@@ -42,6 +44,7 @@ enum class Step : std::int32_t {
   kChangeDirectory,        // init: the job's working directory
   kNoNewPrivs,             // init: PR_SET_NO_NEW_PRIVS
   kDropCapabilities,       // init: bounding, ambient, inheritable, permitted, effective
+  kReceiveSeccomp,         // init: the compiled filter, from the parent (see launchAndWait)
   kStartJob,               // init: fork the job
   kSetLimits,              // job: RLIMIT_DATA
   kLoadSeccomp,            // job: the filter, last
@@ -108,7 +111,9 @@ struct ChildProgram {
   char* const* envp = nullptr;
   const char* const* exec_candidates = nullptr;
   std::size_t exec_candidate_count = 0;
-  sock_fprog seccomp{};
+  sock_fprog seccomp{};                 // filled in the init by receiveSeccomp, before the job
+  int seccomp_fd = -1;                  // where the parent sends the compiled filter
+  sock_filter* seccomp_buffer = nullptr;  // BPF_MAXINSNS instructions, allocated by the parent
   cap_t empty_capabilities = nullptr;   // allocated by the parent with cap_init()
   bool limit_memory = false;
   rlimit memory_limit{};
@@ -137,8 +142,12 @@ struct LaunchResult {
 };
 
 /// Prepares the ChildProgram for `plan`, starts the container and waits for it, forwarding
-/// signals and enforcing the walltime. A failed clone is reported as Step::kClone. Throws only
-/// std::bad_alloc (before clone).
-LaunchResult launchAndWait(const LaunchPlan& plan);
+/// signals and enforcing the walltime. A failed clone is reported as Step::kClone. Throws
+/// std::bad_alloc (before clone) and what `compile_seccomp` throws.
+/// `compile_seccomp` runs in the parent after clone, while the child sets up the container (the
+/// filter is needed only when the job starts), and its program reaches the child through a pipe.
+/// If it throws, the child is killed and reaped before the exception propagates.
+LaunchResult launchAndWait(const LaunchPlan& plan,
+                           const std::function<std::vector<sock_filter>()>& compile_seccomp);
 
 }  // namespace kbatch::runner::core

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -10,7 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,6 +36,7 @@ class ChildProgramStorage {
   std::vector<ChildFile> files_;
   std::vector<char*> argv_, envp_;
   std::vector<const char*> exec_candidates_;
+  std::vector<sock_filter> seccomp_buffer_;
 };
 
 std::string inNewRoot(const std::string& container_path) {
@@ -102,8 +106,9 @@ void prepare(const LaunchPlan& plan, ChildProgramStorage& storage, ChildProgram&
   }
   program.exec_candidates = storage.exec_candidates_.data();
   program.exec_candidate_count = storage.exec_candidates_.size();
-  program.seccomp.len = static_cast<unsigned short>(plan.seccomp_program.size());
-  program.seccomp.filter = const_cast<sock_filter*>(plan.seccomp_program.data());
+  // The child receives its filter into its own copy of this buffer (receiveSeccomp).
+  storage.seccomp_buffer_.resize(BPF_MAXINSNS);
+  program.seccomp_buffer = storage.seccomp_buffer_.data();
   if (plan.memory_bytes) {
     program.limit_memory = true;
     program.memory_limit.rlim_cur = program.memory_limit.rlim_max =
@@ -189,7 +194,40 @@ void readReports(int fd, LaunchResult& result) noexcept {
 
 }  // namespace
 
-LaunchResult launchAndWait(const LaunchPlan& plan) {
+/// Writes the filter as receiveSeccomp reads it. A child that died before reading it (its setup
+/// failed, and it reported why) makes the write fail with EPIPE: SIGPIPE is held off meanwhile.
+void sendSeccomp(int fd, const std::vector<sock_filter>& filter) {
+  const std::uint32_t count = static_cast<std::uint32_t>(filter.size());
+  sigset_t pipe_signal, previous;
+  sigemptyset(&pipe_signal);
+  sigaddset(&pipe_signal, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_signal, &previous);
+  bool broken = false;
+  auto send = [&](const void* data, std::size_t size) {
+    const char* bytes = static_cast<const char*>(data);
+    while (size > 0 && !broken) {
+      ssize_t sent = write(fd, bytes, size);
+      if (sent < 0 && errno == EINTR) continue;
+      if (sent <= 0) {
+        broken = true;
+        break;
+      }
+      bytes += sent;
+      size -= static_cast<std::size_t>(sent);
+    }
+  };
+  send(&count, sizeof count);
+  send(filter.data(), filter.size() * sizeof(sock_filter));
+  if (broken) {
+    const timespec no_wait{0, 0};
+    while (sigtimedwait(&pipe_signal, nullptr, &no_wait) == SIGPIPE) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+}
+
+LaunchResult launchAndWait(const LaunchPlan& plan,
+                           const std::function<std::vector<sock_filter>()>& compile_seccomp) {
   ChildProgramStorage storage;
   ChildProgram program;
   prepare(plan, storage, program);
@@ -212,31 +250,58 @@ LaunchResult launchAndWait(const LaunchPlan& plan) {
   sigaction(SIGCHLD, &default_action, &program.job_sigchld_action);
   sigprocmask(SIG_BLOCK, &program.forwarded_signals, &program.job_signal_mask);
 
+  auto restore = [&] {
+    sigprocmask(SIG_SETMASK, &program.job_signal_mask, nullptr);
+    sigaction(SIGCHLD, &program.job_sigchld_action, nullptr);
+    cap_free(program.empty_capabilities);
+  };
   int report_pipe[2];
+  int seccomp_pipe[2];
   if (pipe2(report_pipe, O_CLOEXEC) != 0) {
     result.failed_step = Step::kClone;
     result.failed_errno = errno;
+  } else if (pipe2(seccomp_pipe, O_CLOEXEC) != 0) {
+    result.failed_step = Step::kClone;
+    result.failed_errno = errno;
+    close(report_pipe[0]);
+    close(report_pipe[1]);
   } else {
     program.report_fd = report_pipe[1];
+    program.seccomp_fd = seccomp_pipe[0];
     pid_t init = cloneIntoNamespaces();
     if (init == 0) {
       close(report_pipe[0]);
+      close(seccomp_pipe[1]);
       runContainerInit(program);
     }
     close(report_pipe[1]);
+    close(seccomp_pipe[0]);
     if (init < 0) {
       result.failed_step = Step::kClone;
       result.failed_errno = errno;
+      close(seccomp_pipe[1]);
     } else {
+      // Compiling the filter takes about a millisecond: done here, it overlaps the child's setup.
+      try {
+        sendSeccomp(seccomp_pipe[1], compile_seccomp());
+      } catch (...) {
+        close(seccomp_pipe[1]);
+        close(report_pipe[0]);
+        kill(init, SIGKILL);
+        int ignored = 0;
+        while (waitpid(init, &ignored, 0) < 0 && errno == EINTR) {
+        }
+        restore();
+        throw;
+      }
+      close(seccomp_pipe[1]);
       result.init_wait_status = superviseInit(program, init, plan, &result.walltime_exceeded);
       readReports(report_pipe[0], result);
     }
     close(report_pipe[0]);
   }
 
-  sigprocmask(SIG_SETMASK, &program.job_signal_mask, nullptr);
-  sigaction(SIGCHLD, &program.job_sigchld_action, nullptr);
-  cap_free(program.empty_capabilities);
+  restore();
   return result;
 }
 

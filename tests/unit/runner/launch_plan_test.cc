@@ -108,7 +108,6 @@ TEST_F(ImageFixture, CompleteImageIsBindMountedReadOnly) {
   EXPECT_TRUE(plan.mount_sys);
   EXPECT_EQ(plan.image_root, fs::canonical(root_).string());
   EXPECT_NE(plan.image_remount_flags & MS_NOSUID, 0u);
-  EXPECT_FALSE(plan.seccomp_program.empty());
   EXPECT_EQ(plan.outside_uid, 1234u);
   EXPECT_EQ(plan.inside_uid, 1234u);
   EXPECT_EQ(plan.inside_gid, 5678u);

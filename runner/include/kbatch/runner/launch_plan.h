@@ -3,7 +3,6 @@
 /// validated in the parent (STYLE.md item 4), where unit tests can inspect it. After clone() the
 /// child only reads it.
 
-#include <linux/filter.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -99,7 +98,6 @@ struct LaunchPlan {
   std::vector<std::string> environment;
   uid_t outside_uid = 0, inside_uid = 0;
   gid_t outside_gid = 0, inside_gid = 0;
-  std::vector<sock_filter> seccomp_program;  ///< compiled from the profile (seccomp_filter.h)
   std::optional<std::uint64_t> memory_bytes;
   std::optional<std::uint64_t> walltime_s;
 };
