@@ -2,11 +2,14 @@
 # The `registry` CTest fixture: Debian's docker-registry (the CNCF distribution registry) on
 # 127.0.0.1 with a free port, a temporary storage directory and a config file written here.
 #
-# usage: registry-fixture.sh start STATE_DIR   -> writes STATE_DIR/address ("127.0.0.1:PORT")
+# usage: registry-fixture.sh start STATE_DIR [HTPASSWD]  -> writes STATE_DIR/address ("127.0.0.1:PORT")
 #        registry-fixture.sh stop STATE_DIR
+# With HTPASSWD (bcrypt entries, as `htpasswd -B` writes them) every request needs HTTP basic auth
+# from those users, as a site registry would ask.
 set -euo pipefail
-action=${1:?usage: registry-fixture.sh start|stop STATE_DIR}
-state=${2:?usage: registry-fixture.sh start|stop STATE_DIR}
+action=${1:?usage: registry-fixture.sh start|stop STATE_DIR [HTPASSWD]}
+state=${2:?usage: registry-fixture.sh start|stop STATE_DIR [HTPASSWD]}
+htpasswd=${3:-}
 
 stop_registry() {
   if [ -f "$state/pid" ]; then
@@ -42,10 +45,19 @@ storage:
 http:
   addr: 127.0.0.1:$port
 CONFIG
+    if [ -n "$htpasswd" ]; then
+      cat >> "$state/config.yml" <<CONFIG
+auth:
+  htpasswd:
+    realm: kbatch-test-registry
+    path: $(readlink -f "$htpasswd")
+CONFIG
+    fi
     setsid docker-registry serve "$state/config.yml" >"$state/registry.log" 2>&1 < /dev/null &
     echo $! > "$state/pid"
     for _ in $(seq 100); do
-      if curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1; then
+      code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" 2>/dev/null || true)
+      if [ "$code" = 200 ] || { [ -n "$htpasswd" ] && [ "$code" = 401 ]; }; then
         echo "127.0.0.1:$port" > "$state/address"
         echo "registry fixture: docker-registry listening on 127.0.0.1:$port"
         exit 0
