@@ -184,10 +184,13 @@ runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) 
     image::DependencyLookupOptions lookup;
     lookup.insecure_registries = site.site.insecure_registries;
     if (site.site.image_cache) lookup.site_cache = *site.site.image_cache;
-    // The warm path first, as for named images: the image this same request got last time.
-    std::optional<fs::path> remembered;
-    if (!job.image) remembered = image::findRememberedDependencyImage(deps);
-    request.image_root = remembered ? *remembered : dependencyImageRoot(job.image, deps, lookup);
+    // The warm paths first, as for named images: the pinned image already unpacked on this node,
+    // or the image this same request got last time.
+    const std::optional<fs::path> found =
+        job.image ? image::findUnpackedPinnedImage(
+                        image::parsePinnedImage(*job.image, "--image (with --from-binary)"), lookup)
+                  : image::findRememberedDependencyImage(deps);
+    request.image_root = found ? *found : dependencyImageRoot(job.image, deps, lookup);
   }
 
   request.argv = job.command;
@@ -258,7 +261,7 @@ struct ExecCommand {
   applyExecFlags(command.flags, job);
   if (job.image && job.binary) {
     // Only the dependency image pinned at submission may come with its binary (the fallback).
-    checkPinnedDependencyImage(*job.image, "--image (with --from-binary)");
+    image::parsePinnedImage(*job.image, "--image (with --from-binary)");
   }
   std::vector<std::string> command_words = command.words;
   if (job.image || job.binary) {

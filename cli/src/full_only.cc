@@ -21,10 +21,6 @@ std::filesystem::path dependencyImageRoot(const std::optional<std::string>& pinn
   return image::findOrBuildDependencyImage(pinned, request, lookup).rootfs;
 }
 
-void checkPinnedDependencyImage(const std::string& text, const std::string& field) {
-  image::parsePinnedImage(text, field);
-}
-
 int runJobAsPod(JobSpec job, const std::optional<std::string>& job_body) {
   const policy::Policy& site = sitePolicy();
   const policy::EvaluationContext context = policy::EvaluationContext::fromEnvironment();

@@ -35,10 +35,6 @@ std::filesystem::path dependencyImageRoot(const std::optional<std::string>& pinn
                                           const image::DependencyImageRequest& request,
                                           const image::DependencyLookupOptions& lookup);
 
-/// Checks that `text` is REF@sha256:<hex>, the only image that may come with --from-binary
-/// (image::parsePinnedImage); throws kbatch::Error naming `field` otherwise.
-void checkPinnedDependencyImage(const std::string& text, const std::string& field);
-
 /// The Kubernetes backend: the job's Pod on this batch host's node, with the site policy's
 /// namespace, node names, volume claims and seccomp profile. Returns the exit code for kbatch.
 int runJobAsPod(JobSpec job, const std::optional<std::string>& job_body);

@@ -136,11 +136,6 @@ std::filesystem::path dependencyImageRoot(const std::optional<std::string>&,
   handOverToFullKbatch("a dependency image is needed");
 }
 
-void checkPinnedDependencyImage(const std::string&, const std::string&) {
-  // --image with --from-binary only ever runs in kbatch-full, which checks the pin itself.
-  handOverToFullKbatch("a pinned dependency image is needed");
-}
-
 int runJobAsPod(JobSpec, const std::optional<std::string>&) {
   handOverToFullKbatch("the Kubernetes backend is needed");
 }

@@ -720,16 +720,6 @@ const char* toString(DependencyImageOrigin origin) {
   return "?";
 }
 
-PinnedImage parsePinnedImage(const std::string& text, const std::string& field) {
-  auto at = text.rfind("@sha256:");
-  if (at == std::string::npos || at == 0 || !isValidDigest(text.substr(at + 1))) {
-    throw Error("read dependency image", field,
-                "'" + text + "' is not REFERENCE@sha256:<64 hex digits>",
-                "the submit filter pins the image it built by its manifest digest");
-  }
-  return {text.substr(0, at), text.substr(at + 1)};
-}
-
 LocatedDependencyImage locateDependencyImage(const std::optional<PinnedImage>& pinned,
                                              const DependencyImageRequest& fallback,
                                              DependencyImageSources& sources) {

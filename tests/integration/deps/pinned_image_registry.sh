@@ -69,7 +69,7 @@ esac
 mv "$work/libs" "$work/libs.hidden"
 if "$work/prog" 2>/dev/null; then fail "prog still runs natively"; fi
 run_pinned() {
-  (cd / && KBATCH_CACHE=$work/node-store as_user "$kbatch" -v exec --image "$1" \
+  (cd / && KBATCH_CACHE=$work/node-store as_user "$kbatch" -vv exec --image "$1" \
      --from-binary "$work/prog" -- "$work/prog")
 }
 out=$(run_pinned "$reference@$digest" 2>"$work/exec1.err") || { cat "$work/exec1.err"; fail "exec from the registry failed"; }
@@ -78,6 +78,10 @@ grep -q "found in the registry" "$work/exec1.err" || { cat "$work/exec1.err"; fa
 out=$(run_pinned "$reference@$digest" 2>"$work/exec2.err") || { cat "$work/exec2.err"; fail "second exec failed"; }
 [ "$out" = "result 42" ] || fail "second exec printed '$out'"
 grep -q "found in the local store" "$work/exec2.err" || { cat "$work/exec2.err"; fail "the second run did not use the local store"; }
+# An unpacked pinned image is found by the lean kbatch itself (image/src/dependency_local.cc).
+if grep -q "continuing in .*kbatch-full" "$work/exec2.err"; then
+  cat "$work/exec2.err"; fail "the second run handed over to kbatch-full"
+fi
 echo "compute node: registry, then local store"
 
 # 5. A digest no source has: the build is the last resort, and here it fails naming the library.

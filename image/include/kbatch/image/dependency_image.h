@@ -134,6 +134,12 @@ struct DependencyLookupOptions {
   bool quiet = false;
 };
 
+/// What locateDependencyImage() finds without pulling, unpacking or building: the pinned image's
+/// root when it is already unpacked in the local store or the site cache. Needs no libelf,
+/// libcrypto, libarchive or libcurl, so the lean `kbatch` runs such a job itself.
+std::optional<std::filesystem::path> findUnpackedPinnedImage(const PinnedImage& image,
+                                                             const DependencyLookupOptions& options);
+
 /// The store, the site cache and the registry, as `kbatch exec` uses them.
 std::unique_ptr<DependencyImageSources> makeStoreDependencyImageSources(
     const DependencyLookupOptions& options);
