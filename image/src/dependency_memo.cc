@@ -90,6 +90,8 @@ std::optional<std::string> memoRequestText(const DependencyImageRequest& request
   }
   json text;
   text["version"] = kMemoVersion;
+  // Another kbatch may lay images out differently: its answers are not this one's.
+  text["kbatch"] = KBATCH_VERSION;
   text["binary"] = request.binary ? json(request.binary->string()) : json(nullptr);
   text["shell"] = request.shell.string();
   text["ld_library_path"] = request.ld_library_path ? json(*request.ld_library_path) : json(nullptr);
