@@ -1,5 +1,8 @@
 #include "pod_settings.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <filesystem>
 #include <future>
 #include <system_error>
@@ -40,8 +43,14 @@ int runJobPods(const JobSpec& job_in, const policy::Policy& site,
   k8s::RunPodOptions options;
   std::future<std::string> pinned;
   if (job.image) {
-    pinned = std::async(std::launch::async,
-                        [written = *job.image, &site] { return pinnedPodImage(written, site); });
+    pinned = std::async(std::launch::async, [written = *job.image, &site] {
+      // qdel's SIGTERM must reach the thread that deletes the Pod (k8s/src/backend.cc), never
+      // this one, whose default action would end kbatch with the Pod left running.
+      sigset_t all;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, nullptr);
+      return pinnedPodImage(written, site);
+    });
     options.image_for_pods = [&pinned] { return pinned.get(); };
   }
   return k8s::runPodForJob(job, settings, options);

@@ -192,8 +192,6 @@ void readReports(int fd, LaunchResult& result) noexcept {
   }
 }
 
-}  // namespace
-
 /// Writes the filter as receiveSeccomp reads it. A child that died before reading it (its setup
 /// failed, and it reported why) makes the write fail with EPIPE: SIGPIPE is held off meanwhile.
 void sendSeccomp(int fd, const std::vector<sock_filter>& filter) {
@@ -225,6 +223,8 @@ void sendSeccomp(int fd, const std::vector<sock_filter>& filter) {
   }
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
+
+}  // namespace
 
 LaunchResult launchAndWait(const LaunchPlan& plan,
                            const std::function<std::vector<sock_filter>()>& compile_seccomp) {
