@@ -596,6 +596,13 @@ DependencyImage buildDependencyImageDetailed(const DependencyImageRequest& reque
     else plan.addPath(extra);
   }
 
+  // What the next identical request may skip all of this for (dependency_memo.h): the inputs'
+  // state is taken before they are hashed, so that a file changed meanwhile never matches it.
+  std::optional<detail::MemoWatch> watch;
+  if (image.strategy == DependencyStrategy::kClosure) {
+    if (auto paths = memoWatchList(inputs, plan)) watch = detail::watchForMemo(request, *paths);
+  }
+
   // The key: everything that decides the image's content. File contents are hashed once per
   // (device, inode, size, mtime, ctime) and remembered, so the warm path reads no library.
   detail::FileHashCache hashes(store_root / "deps" / "file-hashes");
@@ -624,12 +631,8 @@ DependencyImage buildDependencyImageDetailed(const DependencyImageRequest& reque
   log::debug("dependency image key {} ({} file hashes cached, {} computed)", image.key,
              hashes.hits(), hashes.misses());
 
-  // The next identical request may then skip everything above (dependency_memo.h).
-  const auto watched = image.strategy == DependencyStrategy::kClosure
-                           ? memoWatchList(inputs, plan)
-                           : std::optional<std::vector<fs::path>>();
   auto remember = [&](const DependencyImage& answer) {
-    if (watched) detail::rememberDependencyImage(store_root, request, answer.store_name, *watched);
+    if (watch) detail::rememberDependencyImage(store_root, request, answer.store_name, *watch);
     return answer;
   };
   if (auto found = findBuilt(store, image)) return remember(*found);

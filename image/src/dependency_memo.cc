@@ -104,20 +104,27 @@ std::optional<std::string> memoRequestText(const DependencyImageRequest& request
   return text.dump();
 }
 
+MemoWatch watchForMemo(const DependencyImageRequest& request, const std::vector<fs::path>& paths) {
+  MemoWatch watch;
+  for (const auto& path : paths) {
+    std::string state = statText(path);
+    if (!state.empty()) watch.watched.emplace_back(path.string(), std::move(state));
+  }
+  for (const auto& dir : libraryPathDirectories(request)) {
+    std::string state = statText(dir, /*whole=*/true);
+    if (!state.empty()) watch.searched.emplace_back(dir.string(), std::move(state));
+  }
+  return watch;
+}
+
 void rememberDependencyImage(const fs::path& store_root, const DependencyImageRequest& request,
-                             const std::string& store_name, const std::vector<fs::path>& paths) {
+                             const std::string& store_name, const MemoWatch& watch) {
   const auto request_text = memoRequestText(request);
   if (!request_text) return;
   json watched = json::object();
   json searched = json::object();
-  for (const auto& path : paths) {
-    std::string state = statText(path);
-    if (!state.empty()) watched[path.string()] = state;
-  }
-  for (const auto& dir : libraryPathDirectories(request)) {
-    std::string state = statText(dir, /*whole=*/true);
-    if (!state.empty()) searched[dir.string()] = state;
-  }
+  for (const auto& [path, state] : watch.watched) watched[path] = state;
+  for (const auto& [path, state] : watch.searched) searched[path] = state;
   json memo{{"request", *request_text},
             {"watched", watched},
             {"searched", searched},

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kbatch/image/dependency_image.h"
@@ -19,11 +20,21 @@ namespace kbatch::image::detail {
 /// extra paths, plugin directories, or another strategy than closure).
 std::optional<std::string> memoRequestText(const DependencyImageRequest& request);
 
-/// Writes the memo of `request`'s answer `store_name` in `store_root`, watching `paths` (their
-/// lstat, or their absence) and the LD_LIBRARY_PATH directories. Failures are only logged: the
-/// memo is an optimisation.
+/// What a memo watches, as lstat(2) saw it: path -> state.
+struct MemoWatch {
+  std::vector<std::pair<std::string, std::string>> watched;   ///< the image's inputs
+  std::vector<std::pair<std::string, std::string>> searched;  ///< LD_LIBRARY_PATH directories
+};
+
+/// The state of `paths` and of the request's LD_LIBRARY_PATH directories, now. Taken before the
+/// answer is computed from them, so that a file that changes meanwhile never matches the memo.
+MemoWatch watchForMemo(const DependencyImageRequest& request,
+                       const std::vector<std::filesystem::path>& paths);
+
+/// Writes the memo of `request`'s answer `store_name` in `store_root`. Failures are only logged:
+/// the memo is an optimisation.
 void rememberDependencyImage(const std::filesystem::path& store_root,
                              const DependencyImageRequest& request, const std::string& store_name,
-                             const std::vector<std::filesystem::path>& paths);
+                             const MemoWatch& watch);
 
 }  // namespace kbatch::image::detail
