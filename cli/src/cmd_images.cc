@@ -7,25 +7,13 @@
 
 #include "command.h"
 #include "image_site.h"
+#include "kbatch/common/bytes.h"
 #include "kbatch/common/error.h"
 #include "kbatch/common/exit_codes.h"
 #include "kbatch/image/store.h"
 
 namespace kbatch::cli {
 namespace {
-
-std::string humanSize(std::uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
-  int unit = 0;
-  while (value >= 1024.0 && unit < 4) {
-    value /= 1024.0;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof text, unit == 0 ? "%.0f %s" : "%.1f %s", value, units[unit]);
-  return text;
-}
 
 int runImages(bool json) {
   image::ImageStore store = openSiteImageStore();
@@ -52,7 +40,7 @@ int runImages(bool json) {
   for (const auto& record : records) {
     bool unpacked = store.findUnpackedRoot(record.manifest_digest).has_value();
     std::printf("%-*s  %-12s  %10s  %-8s  %s%s\n", static_cast<int>(width), record.name.c_str(),
-                record.manifest_digest.substr(7, 12).c_str(), humanSize(record.size).c_str(),
+                record.manifest_digest.substr(7, 12).c_str(), formatBytes(record.size).c_str(),
                 unpacked ? "yes" : "no", record.created.c_str(),
                 record.from_site_cache ? "  (site cache)" : "");
   }

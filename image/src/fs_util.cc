@@ -150,8 +150,9 @@ bool removeAt(int dir_fd, const char* name) {
   struct stat st {};
   if (::fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT;
   if (!S_ISDIR(st.st_mode)) return ::unlinkat(dir_fd, name, 0) == 0 || errno == ENOENT;
-  // Image directories may be read-only (mode 0555); the owner can always make them writable.
-  ::fchmodat(dir_fd, name, 0700, 0);
+  // Image directories may be read-only (mode 0555); the owner can always make them writable. If
+  // that fails, the removal below fails and says so.
+  [[maybe_unused]] int made_writable = ::fchmodat(dir_fd, name, 0700, 0);
   UniqueFd child(::openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!child.valid()) return false;
   if (!removeChildren(child.get())) return false;
@@ -185,18 +186,5 @@ std::uint64_t treeSize(const std::filesystem::path& path) {
   return total;
 }
 
-std::string formatBytes(std::uint64_t bytes) {
-  static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
-  int unit = 0;
-  while (value >= 1024.0 && unit < 4) {
-    value /= 1024.0;
-    ++unit;
-  }
-  char text[32];
-  if (unit == 0) std::snprintf(text, sizeof text, "%llu B", static_cast<unsigned long long>(bytes));
-  else std::snprintf(text, sizeof text, "%.1f %s", value, kUnits[unit]);
-  return text;
-}
 
 }  // namespace kbatch::image

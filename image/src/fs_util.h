@@ -69,7 +69,4 @@ bool removeAt(int dir_fd, const char* name);
 /// Total bytes of regular files below `path` (allocation-independent apparent size).
 std::uint64_t treeSize(const std::filesystem::path& path);
 
-/// "12.3 MiB"
-std::string formatBytes(std::uint64_t bytes);
-
 }  // namespace kbatch::image

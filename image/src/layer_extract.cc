@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "fs_util.h"
+#include "kbatch/common/bytes.h"
 #include "kbatch/common/error.h"
 #include "kbatch/common/log.h"
 

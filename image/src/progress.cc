@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "fs_util.h"
+#include "kbatch/common/bytes.h"
 
 namespace kbatch::image {
 namespace {
