@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -236,13 +235,8 @@ runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) 
 }
 
 void exitAsJob(int exit_code) {
-  std::fflush(nullptr);
-  std::_Exit(exit_code);
-}
-
-void finishLikeJob(const runner::JobOutcome& outcome) {
-  // Straight out, without running static destructors: the job is over, and kbatch's exit is part
-  // of every job's run time (bench/exec_start.sh).
+  runner::JobOutcome outcome;
+  outcome.exit_code = exit_code;
   runner::exitLikeJob(outcome);
 }
 
@@ -306,7 +300,7 @@ struct ExecCommand {
     launch.files.push_back({kJobBodyPath, std::move(*job_body), 0700});
     job.command.push_back(kJobBodyPath);  // <SHELL> <file>: $0 and `set -e` behave as before
   }
-  finishLikeJob(runJobLocally(job, launch));
+  runner::exitLikeJob(runJobLocally(job, launch));
 }
 
 }  // namespace

@@ -55,11 +55,7 @@ struct LocalLaunch {
 /// backend (issue 7).
 runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch);
 
-/// Ends kbatch with the job's exit status, straight out: static destructors (OpenSSL's, the
-/// loggers') would only add to every job's run time.
+/// Ends kbatch with a Pod's exit code, as runner::exitLikeJob ends it for a local job.
 [[noreturn]] void exitAsJob(int exit_code);
-
-/// Ends kbatch as the job ended: with its exit status, or by its signal.
-[[noreturn]] void finishLikeJob(const runner::JobOutcome& outcome);
 
 }  // namespace kbatch::cli

@@ -88,7 +88,7 @@ std::string localJobId() {
   };
   job.job_id = job_id;
   job.submit_dir = cwd;
-  finishLikeJob(runJobLocally(job, launch));
+  runner::exitLikeJob(runJobLocally(job, launch));
 }
 
 }  // namespace

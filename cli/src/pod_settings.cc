@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "kbatch/k8s/backend.h"
+#include "kbatch/k8s/manifest.h"
 #include "pod_image.h"
 
 namespace kbatch::cli {
@@ -33,12 +34,7 @@ int runJobPods(const JobSpec& job_in, const policy::Policy& site,
     // directory, when a claim carries it into the Pod.
     std::error_code ec;
     const std::string cwd = std::filesystem::current_path(ec).string();
-    for (const auto& [prefix, claim] : settings.volumes) {
-      if (!ec && (cwd == prefix || cwd.rfind(prefix + "/", 0) == 0)) {
-        job.workdir = cwd;
-        break;
-      }
-    }
+    if (!ec && k8s::claimCarriesHostPath(settings, cwd)) job.workdir = cwd;
   }
   k8s::RunPodOptions options;
   std::future<std::string> pinned;

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <regex>
 
 #include "kbatch/common/error.h"
@@ -65,38 +66,51 @@ struct Mount {
   bool read_only = false;
 };
 
-/// Maps a host path to the claim whose prefix is the longest one containing it.
-Mount mountForHostPath(const std::string& host_path, const std::string& mount_path,
-                       bool read_only, const K8sSettings& settings, const std::string& field) {
+/// The claim whose prefix is the longest one containing `normal` (an absolute, lexically normal
+/// path), with that prefix normalised.
+struct ClaimMatch {
+  std::string prefix;
+  const std::string* claim = nullptr;
+};
+std::optional<ClaimMatch> claimForPath(const std::string& normal, const K8sSettings& settings) {
   namespace fs = std::filesystem;
-  const std::string normal = fs::path(host_path).lexically_normal().generic_string();
-  if (normal.empty() || normal[0] != '/') {
-    throw Error(kAction, host_path, field + ": a host path must be absolute");
-  }
-  const std::string* best_prefix = nullptr;
-  const std::string* best_claim = nullptr;
+  std::optional<ClaimMatch> best;
+  std::size_t best_raw_size = 0;
   for (const auto& [prefix_raw, claim] : settings.volumes) {
     std::string prefix = fs::path(prefix_raw).lexically_normal().generic_string();
     while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
     const bool inside = normal == prefix ||
                         (normal.size() > prefix.size() && normal.compare(0, prefix.size(), prefix) == 0 &&
                          (prefix == "/" || normal[prefix.size()] == '/'));
-    if (inside && (best_prefix == nullptr || prefix_raw.size() > best_prefix->size())) {
-      best_prefix = &prefix_raw;
-      best_claim = &claim;
+    if (inside && (!best || prefix_raw.size() > best_raw_size)) {
+      best = ClaimMatch{prefix, &claim};
+      best_raw_size = prefix_raw.size();
     }
   }
-  if (best_claim == nullptr) {
+  return best;
+}
+
+std::string normalHostPath(const std::string& host_path) {
+  return std::filesystem::path(host_path).lexically_normal().generic_string();
+}
+
+/// Maps a host path to the claim whose prefix is the longest one containing it.
+Mount mountForHostPath(const std::string& host_path, const std::string& mount_path,
+                       bool read_only, const K8sSettings& settings, const std::string& field) {
+  const std::string normal = normalHostPath(host_path);
+  if (normal.empty() || normal[0] != '/') {
+    throw Error(kAction, host_path, field + ": a host path must be absolute");
+  }
+  const auto match = claimForPath(normal, settings);
+  if (!match) {
     throw Error(kAction, host_path,
                 field + ": no PersistentVolumeClaim is mapped to a prefix of this host path, and "
                         "Pod Security \"restricted\" forbids hostPath volumes",
                 "the site policy's kubernetes.volumes maps host path prefixes to claims");
   }
-  std::string prefix = fs::path(*best_prefix).lexically_normal().generic_string();
-  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
-  std::string sub = normal.size() > prefix.size() ? normal.substr(prefix.size()) : "";
+  std::string sub = normal.size() > match->prefix.size() ? normal.substr(match->prefix.size()) : "";
   while (!sub.empty() && sub.front() == '/') sub.erase(sub.begin());
-  return Mount{*best_claim, mount_path, sub, read_only};
+  return Mount{*match->claim, mount_path, sub, read_only};
 }
 
 bool looksNonString(const std::string& text) {
@@ -150,6 +164,11 @@ void emit(YAML::Emitter& out, const nlohmann::ordered_json& value) {
 }
 
 }  // namespace
+
+bool claimCarriesHostPath(const K8sSettings& settings, const std::string& host_path) {
+  const std::string normal = normalHostPath(host_path);
+  return !normal.empty() && normal[0] == '/' && claimForPath(normal, settings).has_value();
+}
 
 std::string podNameForJob(const std::string& job_id, int host_index, int host_count) {
   std::string words = dnsWords(job_id);

@@ -59,6 +59,19 @@ TEST(LabelValue, KeepsWhatLabelsAllowAndIsAtMost63) {
   EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(value.back())));
 }
 
+TEST(ClaimCarriesHostPath, MatchesWholePathComponentsOfAnyPrefix) {
+  K8sSettings settings;
+  settings.volumes = {{"/home/", "home"}, {"/scratch", "scratch"}};
+  EXPECT_TRUE(claimCarriesHostPath(settings, "/home"));
+  EXPECT_TRUE(claimCarriesHostPath(settings, "/home/alice/run"));
+  EXPECT_TRUE(claimCarriesHostPath(settings, "/scratch/../home/alice"));
+  EXPECT_FALSE(claimCarriesHostPath(settings, "/homework"));
+  EXPECT_FALSE(claimCarriesHostPath(settings, "/tmp"));
+  EXPECT_FALSE(claimCarriesHostPath(settings, "relative/home"));
+  settings.volumes = {{"/", "root"}};
+  EXPECT_TRUE(claimCarriesHostPath(settings, "/anything/at/all"));
+}
+
 TEST(Manifest, IsRestrictedAndPinned) {
   const auto pod = buildPodManifest(sampleJob(), {"node-a.example.org", "node-a", 0, 1},
                                     {1000, 1000, "alice"}, sampleSettings(), "jobs");

@@ -39,6 +39,10 @@ struct PodIdentity {
   std::string user;
 };
 
+/// True when one of settings.volumes' claims carries `host_path` into a Pod (the claim whose
+/// prefix is the longest one containing it, as the manifest's mounts use).
+bool claimCarriesHostPath(const K8sSettings& settings, const std::string& host_path);
+
 /// DNS-1123 label (<= 63 characters) naming the job's Pod, e.g. `123[4].head.domain` ->
 /// `kbatch-123-4-head-domain` (with `-h<index>` for a multi-host job). Too long an id is cut and
 /// given a hash suffix so that different ids keep different names.

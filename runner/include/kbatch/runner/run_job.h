@@ -33,6 +33,8 @@ JobOutcome runInContainer(const LaunchRequest& request);
 
 /// Ends this process the way the job ended: exit(N), or death by the same signal (core dumps off,
 /// default disposition), so that the calling shell reports 128+N as it would for the job itself.
+/// Static destructors do not run: the job is over, and kbatch's exit is part of every job's run
+/// time (bench/exec_start.sh).
 [[noreturn]] void exitLikeJob(const JobOutcome& outcome);
 
 }  // namespace kbatch::runner
