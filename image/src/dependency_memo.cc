@@ -17,6 +17,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "file_stat_key.h"
 #include "kbatch/common/log.h"
 #include "kbatch/image/resolve.h"
 #include "kbatch/image/store.h"
@@ -48,8 +49,7 @@ std::string fileNameFor(const std::string& request_text) {
   return name;
 }
 
-/// lstat(2) as the memo keeps it: "absent", or device, inode, mode, size and both times to the
-/// nanosecond. ctime is there because a user can set mtime back (touch -d) but not ctime.
+/// lstat(2) as the memo keeps it: "absent", or the file's stat key (file_stat_key.h) and its mode.
 /// A directory of the image counts only by its identity and mode (what the image copies of it):
 /// a job's working directory, which often holds its binary, changes with every output file.
 /// `whole` keeps everything for a directory too, for the LD_LIBRARY_PATH directories, whose
@@ -57,15 +57,11 @@ std::string fileNameFor(const std::string& request_text) {
 std::string statText(const fs::path& path, bool whole = false) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT || errno == ENOTDIR ? "absent" : "";
-  std::ostringstream text;
   if (S_ISDIR(st.st_mode) && !whole) {
-    text << "directory " << st.st_dev << ' ' << st.st_ino << ' ' << st.st_mode;
-    return text.str();
+    return "directory " + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + " mode " +
+           std::to_string(st.st_mode);
   }
-  text << st.st_dev << ' ' << st.st_ino << ' ' << st.st_mode << ' ' << st.st_size << ' '
-       << st.st_mtim.tv_sec << '.' << st.st_mtim.tv_nsec << ' ' << st.st_ctim.tv_sec << '.'
-       << st.st_ctim.tv_nsec;
-  return text.str();
+  return detail::fileStatKey(st) + " mode " + std::to_string(st.st_mode);
 }
 
 std::vector<fs::path> libraryPathDirectories(const DependencyImageRequest& request) {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "closure_plan.h"
+#include "file_stat_key.h"
 #include "fs_util.h"
 #include "kbatch/common/error.h"
 #include "kbatch/common/log.h"
@@ -44,19 +45,12 @@ FileHashCache::FileHashCache(fs::path file) : file_(std::move(file)) {
   }
 }
 
-std::string FileHashCache::statKey(const struct stat& st) {
-  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
-         std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
-         std::to_string(st.st_mtim.tv_nsec) + ":" + std::to_string(st.st_ctim.tv_sec) + "." +
-         std::to_string(st.st_ctim.tv_nsec);
-}
-
 std::string FileHashCache::hashFile(const fs::path& path) {
   struct stat before {};
   if (::stat(path.c_str(), &before) != 0) {
     throw Error("hash file", path.string(), describeErrno(errno));
   }
-  std::string key = statKey(before);
+  std::string key = fileStatKey(before);
   auto it = entries_.find(path.string());
   if (it != entries_.end() && it->second.stat_key == key) {
     it->second.used = true;
@@ -67,7 +61,7 @@ std::string FileHashCache::hashFile(const fs::path& path) {
   std::string hex = sha256File(path);
   // A file written while it was hashed is not cached: its hash may mix old and new bytes.
   struct stat after {};
-  if (::stat(path.c_str(), &after) == 0 && statKey(after) == key &&
+  if (::stat(path.c_str(), &after) == 0 && fileStatKey(after) == key &&
       path.string().find('\n') == std::string::npos) {
     entries_[path.string()] = {key, hex, true};
     dirty_ = true;

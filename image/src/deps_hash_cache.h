@@ -5,7 +5,6 @@
 // key because a user can set mtime back (touch -d) but not ctime, so a replaced library can never
 // reuse the hash, and thus the image, of the one it replaced.
 
-#include <sys/stat.h>
 
 #include <filesystem>
 #include <map>
@@ -31,7 +30,6 @@ class FileHashCache {
     std::string hex;
     bool used = false;
   };
-  static std::string statKey(const struct stat& st);
   std::filesystem::path file_;
   std::map<std::string, Entry> entries_;  // by path
   bool dirty_ = false;
