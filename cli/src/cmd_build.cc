@@ -9,13 +9,13 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "image_site.h"
 #include "kbatch/common/exit_codes.h"
 #include "kbatch/common/log.h"
 #include "kbatch/image/dependency_image.h"
 #include "kbatch/image/reference.h"
 #include "kbatch/image/registry.h"
 #include "kbatch/image/store.h"
-#include "site_policy.h"
 
 namespace kbatch::cli {
 namespace {
@@ -69,7 +69,7 @@ int runBuild(const BuildOptions& options, const GlobalOptions& globals) {
   if (options.push) {
     image::RegistryOptions registry;
     registry.insecure = options.insecure;
-    registry.insecure_registries = sitePolicy().site.insecure_registries;
+    applySiteRegistrySettings(registry);
     registry.quiet = globals.quiet || options.json;
     std::string destination = pushDestination(*options.push, built.key);
     auto result = image::pushImage(store, built.manifest_digest,

@@ -5,7 +5,6 @@
 // key because a user can set mtime back (touch -d) but not ctime, so a replaced library can never
 // reuse the hash, and thus the image, of the one it replaced.
 
-
 #include <filesystem>
 #include <map>
 #include <string>
