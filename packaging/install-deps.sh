@@ -20,8 +20,10 @@ readonly kContainerPackages=(
 )
 # The batch system the `cluster` tests start: Slurm, its TORQUE wrappers (qsub, qstat, qdel), munge.
 readonly kBatchPackages=(slurm-wlm slurm-wlm-torque munge)
-# Benchmarks, man page, plots, and the Kubernetes API models the k8s tests check manifests against.
-readonly kToolPackages=(hyperfine help2man gnuplot-nox python3-kubernetes lintian)
+# Benchmarks, man page, plots, the Kubernetes API models the k8s tests check manifests against, and
+# what the test registry's token server signs its tokens with (openssl makes the test CA).
+readonly kToolPackages=(hyperfine help2man gnuplot-nox python3-kubernetes lintian
+                        openssl python3-jwt python3-cryptography)
 
 die() { echo "install-deps: $*" >&2; exit 1; }
 

@@ -19,6 +19,7 @@
 #include "kbatch/common/error.h"
 #include "kbatch/common/log.h"
 #include "manifest.h"
+#include "registry_tls.h"
 
 namespace kbatch::image {
 namespace {
@@ -207,6 +208,28 @@ RegistryClient::RegistryClient(std::string registry, bool plain_http,
   ensureCurlInitialised();
   curl_ = curl_easy_init();
   if (curl_ == nullptr) throw Error("connect to registry", registry_, "curl_easy_init failed");
+  if (!plain_http_) loadTlsSettings();
+}
+
+void RegistryClient::loadTlsSettings() {
+  RegistryTls tls = findRegistryTls(registry_, certsDirectoryRoots());
+  tls_directory_ = tls.directory.string();
+  client_cert_ = tls.client_cert.string();
+  client_key_ = tls.client_key.string();
+  if (!tls.directory.empty()) log::debug("registry {}: TLS settings from {}", registry_, tls_directory_);
+  if (tls.ca_files.empty()) return;
+  // The site's CAs are trusted in addition to the system's, as containers/image does; a CA blob
+  // replaces libcurl's default bundle, so the bundle goes first.
+  const char* system_bundle = nullptr;
+  curl_easy_getinfo(handle(curl_), CURLINFO_CAINFO, &system_bundle);
+  std::error_code error;
+  if (system_bundle != nullptr && std::filesystem::is_regular_file(system_bundle, error)) {
+    ca_bundle_ = readFileLimited(system_bundle, 64 << 20);
+  }
+  for (const auto& file : tls.ca_files) {
+    if (!ca_bundle_.empty() && ca_bundle_.back() != '\n') ca_bundle_ += '\n';
+    ca_bundle_ += readFileLimited(file, 1 << 20);
+  }
 }
 
 RegistryClient::~RegistryClient() {
@@ -261,6 +284,12 @@ HttpResponse RegistryClient::performOnce(Request& request, const std::string& au
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_blob ca_blob{ca_bundle_.data(), ca_bundle_.size(), CURL_BLOB_NOCOPY};
+  if (!ca_bundle_.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &ca_blob);
+  if (!client_cert_.empty()) {
+    curl_easy_setopt(curl, CURLOPT_SSLCERT, client_cert_.c_str());
+    curl_easy_setopt(curl, CURLOPT_SSLKEY, client_key_.c_str());
+  }
   if (request.method == "HEAD") {
     curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
   } else if (request.method == "POST" && request.body == nullptr && request.body_fd < 0) {
@@ -291,7 +320,22 @@ HttpResponse RegistryClient::performOnce(Request& request, const std::string& au
     if (code == CURLE_UNSUPPORTED_PROTOCOL) {
       hint = "plain HTTP needs --insecure and the host in the site's insecure registries";
     } else if (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CONNECT_ERROR) {
-      hint = "the registry's TLS certificate was not accepted";
+      hint = tls_directory_.empty()
+                 ? "the registry's TLS certificate was not accepted; if a site CA signed it, put "
+                   "the CA in /etc/containers/certs.d/" + registry_ + "/ca.crt (or "
+                   "~/.config/containers/certs.d/" + registry_ + "/ca.crt)"
+                 : "the registry's TLS certificate was not accepted with the settings in " +
+                       tls_directory_;
+    } else if (!plain_http_ && client_cert_.empty() &&
+               (code == CURLE_SEND_ERROR || code == CURLE_RECV_ERROR)) {
+      // Under TLS 1.3 a server that wants a client certificate drops the connection after the
+      // handshake, so the refusal surfaces as a send or receive failure.
+      hint = "if the registry wants a client certificate, put NAME.cert and NAME.key in "
+             "~/.config/containers/certs.d/" + registry_ + "/ (or /etc/containers/certs.d/" +
+             registry_ + "/)";
+    } else if (code == CURLE_SSL_CERTPROBLEM || code == CURLE_SSL_CACERT_BADFILE) {
+      hint = "check the certificates in " +
+             (tls_directory_.empty() ? std::string("the system CA bundle") : tls_directory_);
     }
     throw Error(request.method + " " + request.url, "", detail, hint);
   }
@@ -303,9 +347,7 @@ HttpResponse RegistryClient::perform(Request& request) {
   if (response.status == 401) {
     authenticate(response, request);
     response = performOnce(request, authorizationFor(request));
-    if (response.status == 401) {
-      failResponse("authenticate to registry", registry_, response);
-    }
+    if (response.status == 401) failUnauthorized(request, response);
   }
   return response;
 }
@@ -367,6 +409,23 @@ void RegistryClient::authenticate(const HttpResponse& challenge_response, const 
   std::string scope_key;
   for (const auto& scope : request.scopes) scope_key += scope + " ";
   tokens_[scope_key] = token;
+}
+
+void RegistryClient::failUnauthorized(const Request& request, const HttpResponse& response) const {
+  std::string scopes;
+  for (const auto& scope : request.scopes) scopes += (scopes.empty() ? "" : " ") + scope;
+  std::string header = response.header("www-authenticate");
+  bool insufficient_scope = header.find("insufficient_scope") != std::string::npos;
+  if (!insufficient_scope || scopes.empty()) failResponse("authenticate to registry", registry_, response);
+  // The token server answered but granted less than the request needs: say what was asked, as
+  // whom, and where the credentials come from.
+  const std::string file = authFilePath().string();
+  std::string cause = credentials_ ? "the token for user '" + credentials_->username + "' does not grant " + scopes
+                                   : "anonymous access does not grant " + scopes;
+  std::string hint = credentials_ ? "ask the registry's administrators for access to the repository"
+                                  : "add credentials for " + registry_ + " to " + file +
+                                        " (or $REGISTRY_AUTH_FILE)";
+  throw Error("authenticate to registry", registry_, cause, hint);
 }
 
 void RegistryClient::failResponse(const std::string& action, const std::string& object,

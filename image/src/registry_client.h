@@ -69,9 +69,11 @@ class RegistryClient {
   struct Request;
   HttpResponse perform(Request& request);
   HttpResponse performOnce(Request& request, const std::string& authorization);
+  void loadTlsSettings();
   void authenticate(const HttpResponse& challenge_response, const Request& request);
   std::string authorizationFor(const Request& request) const;
   std::string absoluteUrl(const std::string& location) const;
+  [[noreturn]] void failUnauthorized(const Request& request, const HttpResponse& response) const;
   [[noreturn]] void failResponse(const std::string& action, const std::string& object,
                                  const HttpResponse& response) const;
 
@@ -81,6 +83,9 @@ class RegistryClient {
   std::optional<Credentials> credentials_;
   void* curl_ = nullptr;
   bool use_basic_ = false;
+  std::string tls_directory_;  // containers-certs.d directory in use, for messages
+  std::string ca_bundle_;      // system CAs + the directory's *.crt; empty: libcurl's default
+  std::string client_cert_, client_key_;
   std::map<std::string, std::string> tokens_;  // scope set -> bearer token
 };
 

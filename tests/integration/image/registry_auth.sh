@@ -19,7 +19,7 @@ hash=$(/usr/bin/python3 -W ignore -c 'import crypt, sys; print(crypt.crypt(sys.a
 [[ $hash == '$2'* ]] || fail "crypt(3) made no bcrypt hash: $hash"
 mkdir -p "$WORK"
 echo "alice:$hash" > "$WORK/htpasswd"
-"$fixture" start "$state" "$WORK/htpasswd" >/dev/null
+"$fixture" start "$state" --htpasswd "$WORK/htpasswd" >/dev/null
 registry=$(cat "$state/address")
 ref=docker://$registry/private/tool:1
 auth_json() {  # auth_json USER:PASSWORD -> a containers-auth.json / docker config.json
