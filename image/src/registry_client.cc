@@ -375,21 +375,39 @@ void RegistryClient::authenticate(const HttpResponse& challenge_response, const 
     throw Error("authenticate to registry", registry_,
                 "token realm '" + realm + "' is not an https URL");
   }
-  std::string url = realm;
-  if (auto service = challenge.parameters.find("service"); service != challenge.parameters.end()) {
-    url = withQuery(url, "service=" + urlEscape(service->second));
-  }
-  for (const auto& scope : request.scopes) url = withQuery(url, "scope=" + urlEscape(scope));
-  if (request.scopes.empty()) {
+  std::vector<std::string> scopes = request.scopes;
+  if (scopes.empty()) {
     if (auto scope = challenge.parameters.find("scope"); scope != challenge.parameters.end()) {
-      url = withQuery(url, "scope=" + urlEscape(scope->second));
+      scopes.push_back(scope->second);
     }
   }
+  const auto service = challenge.parameters.find("service");
   Request token_request;
-  token_request.url = url;
   std::string authorization;
-  if (credentials_) {
-    authorization = "Basic " + base64Encode(credentials_->username + ":" + credentials_->password);
+  std::string form;
+  if (credentials_ && !credentials_->identity_token.empty()) {
+    // An identity token (what `docker login` stores instead of a password when the token server
+    // offers one) is an OAuth2 refresh token: exchanged by POST (distribution's spec/auth/oauth).
+    std::string joined;
+    for (const auto& scope : scopes) joined += (joined.empty() ? "" : " ") + scope;
+    form = "grant_type=refresh_token&client_id=kbatch&refresh_token=" +
+           urlEscape(credentials_->identity_token) + "&scope=" + urlEscape(joined);
+    if (service != challenge.parameters.end()) form += "&service=" + urlEscape(service->second);
+    token_request.method = "POST";
+    token_request.url = realm;
+    token_request.body = &form;
+    token_request.body_length = form.size();
+    token_request.headers.push_back("Content-Type: application/x-www-form-urlencoded");
+  } else {
+    std::string url = realm;
+    if (service != challenge.parameters.end()) {
+      url = withQuery(url, "service=" + urlEscape(service->second));
+    }
+    for (const auto& scope : scopes) url = withQuery(url, "scope=" + urlEscape(scope));
+    token_request.url = url;
+    if (credentials_) {
+      authorization = "Basic " + base64Encode(credentials_->username + ":" + credentials_->password);
+    }
   }
   HttpResponse answer = performOnce(token_request, authorization);
   if (answer.status != 200) failResponse("get a registry token from", realm, answer);

@@ -37,7 +37,7 @@ issue client $'extendedKeyUsage=clientAuth'
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=kbatch-test-token-signer \
   -keyout signer.key -out signer.crt 2>/dev/null
 password=tok-$$
-echo "alice:$password" > users
+printf 'alice:%s\nrefresh:refresh-%s:alice\n' "$password" "$$" > users
 
 echo "== the token server and a registry that trusts its tokens, both over TLS"
 /usr/bin/python3 "$here/../registry/token-server.py" server.crt server.key signer.crt signer.key \
@@ -104,6 +104,14 @@ if KBATCH_CACHE=$WORK/cache-anon2 "$KBATCH" -q pull "docker://$registry/private/
 fi
 one_line "$WORK/anon-pull.err" "anonymous pull of private/"
 grep -q "$registry" "$WORK/anon-pull.err" || fail "anonymous pull: registry not named: $(cat "$WORK/anon-pull.err")"
+
+echo "== an identity token (what docker login stores instead of a password): exchanged by OAuth2 POST"
+printf '{"auths": {"%s": {"auth": "%s", "identitytoken": "refresh-%s"}}}\n' "$registry" \
+  "$(printf '<token>:' | base64 -w0)" "$$" > "$WORK/identity.json"
+REGISTRY_AUTH_FILE=$WORK/identity.json KBATCH_CACHE=$WORK/cache-identity "$KBATCH" -q pull \
+  "docker://$registry/private/tool:1" >/dev/null || fail "pull with an identity token failed"
+grep -q '"method": "POST", "user": "alice".*private/tool:pull' "$WORK/token.log" ||
+  fail "identity token: no OAuth2 exchange for alice: $(cat "$WORK/token.log")"
 
 echo "== a wrong password: the token server refuses, one line naming the realm and the credentials file"
 if REGISTRY_AUTH_FILE=$WORK/wrong.json KBATCH_CACHE=$WORK/cache-wrong "$KBATCH" -q pull \

@@ -4,8 +4,12 @@
 {"token": JWT, "access_token": JWT, "expires_in": N} signed with a key whose certificate the
 registry trusts (auth.token.rootcertbundle), the certificate in the JWT's x5c header.
 
+An OAuth2 refresh token (POST REALM, grant_type=refresh_token, distribution's spec/auth/oauth.md)
+is exchanged the same way: USERS lines "refresh:TOKEN:user" name the user a refresh token stands for.
+
 Who gets what, as a site's token service would decide:
-  - HTTP basic credentials from USERS (user:password lines): every action asked for;
+  - HTTP basic credentials from USERS (user:password lines), or a known refresh token: every
+    action asked for;
   - anonymous: "pull" on repositories under public/, nothing else;
   - wrong credentials: 401 with a Basic challenge, nothing granted.
 Every request is logged as one JSON line (user, scopes asked, access granted) to LOG, so tests can
@@ -37,10 +41,15 @@ with open(signing_cert_file, "rb") as f:
     signing_cert = x509.load_pem_x509_certificate(f.read())
 x5c = [base64.b64encode(signing_cert.public_bytes(serialization.Encoding.DER)).decode()]
 users = {}
+refresh_tokens = {}
 with open(users_file) as f:
     for line in f:
-        if ":" in line:
-            name, password = line.rstrip("\n").split(":", 1)
+        line = line.rstrip("\n")
+        if line.startswith("refresh:"):
+            _, token, name = line.split(":", 2)
+            refresh_tokens[token] = name
+        elif ":" in line:
+            name, password = line.split(":", 1)
             users[name] = password
 
 
@@ -62,11 +71,27 @@ class TokenHandler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlparse(self.path)
         query = urllib.parse.parse_qs(url.query)
         user, credentials_ok = self.user()
-        scopes = query.get("scope", [])
-        record = {"path": url.path, "user": user, "service": query.get("service", [""])[0],
+        self.answer(url.path, "GET", user, credentials_ok, query.get("service", [""])[0],
+                    query.get("scope", []))
+
+    def do_POST(self):
+        url = urllib.parse.urlparse(self.path)
+        length = int(self.headers.get("Content-Length", "0"))
+        form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+        field = lambda name: form.get(name, [""])[0]
+        user = None
+        credentials_ok = field("grant_type") == "refresh_token" and field("client_id") != ""
+        if credentials_ok:
+            user = refresh_tokens.get(field("refresh_token"))
+            credentials_ok = user is not None
+        self.answer(url.path, "POST", user, credentials_ok, field("service"),
+                    [s for s in field("scope").split(" ") if s])
+
+    def answer(self, path, method, user, credentials_ok, service_asked, scopes):
+        record = {"path": path, "method": method, "user": user, "service": service_asked,
                   "scopes": scopes, "credentials_ok": credentials_ok}
-        if url.path != "/token" or not credentials_ok:
-            record["status"] = 404 if url.path != "/token" else 401
+        if path != "/token" or not credentials_ok:
+            record["status"] = 404 if path != "/token" else 401
             self.log(record)
             self.send_response(record["status"])
             if record["status"] == 401:
