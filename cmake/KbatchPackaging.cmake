@@ -121,7 +121,14 @@ set(CPACK_DEBIAN_PACKAGE_SUGGESTS "mmdebstrap, slurm-wlm-torque | torque-client"
 # conffiles: dpkg asks before replacing an edited policy.
 set(kbatch_conffiles "${KBATCH_PACKAGE_STAGING}/conffiles")
 file(WRITE "${kbatch_conffiles}" "${KBATCH_POLICY_PATH}\n")
-set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA "${kbatch_conffiles}")
+# postinst compiles the site policy (`kbatch policy compile`); postrm purges the compiled file.
+foreach(script postinst postrm)
+  configure_file("${KBATCH_PACKAGING_DIR}/deb/${script}.in" "${KBATCH_PACKAGE_STAGING}/${script}" @ONLY
+                 FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
+                                  WORLD_READ WORLD_EXECUTE)
+endforeach()
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
+    "${kbatch_conffiles};${KBATCH_PACKAGE_STAGING}/postinst;${KBATCH_PACKAGE_STAGING}/postrm")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_SOURCE_IGNORE_FILES "/\\\\.git/" "/build[^/]*/")
 include(CPack)

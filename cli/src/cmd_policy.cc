@@ -1,4 +1,4 @@
-// `kbatch policy check|explain|seccomp|export-k8s`: the admin's view of the site policy.
+// `kbatch policy check|explain|seccomp|export-k8s|compile`: the admin's view of the site policy.
 //
 // These commands only report; they never run a job. That is why `--policy FILE` may name a file
 // the caller owns (a draft): what enforces the policy (exec, run, qsub, the submit filter) reads
@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -132,6 +133,10 @@ int runCheck(const PolicyCommand& command) {
                 loaded.allowedCapabilities().size(), loaded.fakerootAllowed() ? "allowed" : "denied",
                 loaded.submit_filter_mode == policy::SubmitFilterMode::kFailOpen ? "open"
                                                                                  : "closed");
+    std::error_code missing;
+    if (!command.policy_file && std::filesystem::exists(policy::sitePolicyPath(), missing)) {
+      std::printf("  %s\n", policy::describeCompiledPolicy(policy::sitePolicyPath()).c_str());
+    }
     return exit_code::kOk;
   } catch (const Error& error) {
     // An invalid policy is this command's "no", not kbatch failing.
@@ -185,6 +190,14 @@ int runExportK8s(const PolicyCommand& command) {
   return exit_code::kOk;
 }
 
+int runCompile(const PolicyCommand& command) {
+  const std::string source = command.policy_file.value_or(policy::sitePolicyPath());
+  const std::string output = command.output.value_or(policy::compiledPolicyPath(source));
+  policy::compileSitePolicy(source, output);
+  std::printf("compiled %s into %s\n", source.c_str(), output.c_str());
+  return exit_code::kOk;
+}
+
 void addPolicyOption(CLI::App* sub, PolicyCommand& command) {
   sub->add_option("--policy", command.policy_file,
                   std::string("Policy file to use instead of the site policy (") +
@@ -233,4 +246,13 @@ KBATCH_REGISTER_COMMAND(policy, 60, [](CLI::App& app, const kbatch::cli::GlobalO
   kbatch::cli::addPolicyOption(export_k8s, *command);
   export_k8s->add_option("-o,--output", command->output, "File to write (default: stdout)");
   export_k8s->callback([command, exit_code] { *exit_code = kbatch::cli::runExportK8s(*command); });
+
+  auto* compile = policy->add_subcommand(
+      "compile", "Write the compiled site policy that jobs load instead of parsing the YAML "
+                 "(as root, after each edit; a stale one is ignored)");
+  compile->add_option("--policy", command->policy_file,
+                      std::string("Root-owned policy file (default: ") +
+                          kbatch::policy::sitePolicyPath() + ")");
+  compile->add_option("-o,--output", command->output, "File to write (default: POLICY.compiled)");
+  compile->callback([command, exit_code] { *exit_code = kbatch::cli::runCompile(*command); });
 });

@@ -2,6 +2,8 @@
 // then a strict walk over the YAML tree in which every key is known, every value has its type,
 // and every rule remembers the file, line and column it came from.
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 // GCC 12 reports a false -Wdangling-pointer inside yaml-cpp's node/impl.h; not our code to fix.
 #pragma GCC diagnostic push
@@ -16,8 +18,10 @@
 #include <set>
 
 #include "kbatch/common/error.h"
+#include "kbatch/common/log.h"
 #include "kbatch/policy/policy.h"
 #include "kbatch/policy/seccomp_json.h"
+#include "policy_compiled.h"
 #include "text_checks.h"
 #include "trusted_file.h"
 
@@ -27,8 +31,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kLoadAction = "load policy";
-// A seccomp profile with a few hundred rules is a few tens of KiB; 1 MiB leaves room.
-constexpr std::uint64_t kMaxSeccompProfileBytes = 1024 * 1024;
 
 // Keys that would grant what kbatch never grants, normalised (lower case, no '_' or '-'), with the
 // reason shown to the admin who wrote them.
@@ -790,11 +792,95 @@ Policy loadPolicyFile(const fs::path& path) { return loadPolicyFile(path, LoadOp
 
 const char* sitePolicyPath() { return KBATCH_POLICY_PATH; }
 
+std::string compiledPolicyPath(const fs::path& policy_path) {
+  return policy_path.string() + ".compiled";
+}
+
+namespace {
+
+/// The compiled policy for `policy_path` if it is current and trusted, else nullopt (`*why_not`).
+std::optional<Policy> currentCompiledPolicy(const fs::path& policy_path, const std::string& text,
+                                            std::string* why_not) {
+  const std::string compiled_path = compiledPolicyPath(policy_path);
+  std::error_code error;
+  if (!fs::exists(fs::symlink_status(compiled_path, error))) {
+    *why_not = "there is none (kbatch policy compile writes it)";
+    return std::nullopt;
+  }
+  std::string compiled;
+  try {
+    compiled = detail::readTrustedFile(compiled_path, {0}, kMaxCompiledPolicyBytes,
+                                       "read compiled policy");
+  } catch (const Error& untrusted) {
+    *why_not = untrusted.oneLine();
+    return std::nullopt;
+  }
+  return loadCompiledPolicy(compiled, text, policy_path.string(), LoadOptions{}.trusted_owners,
+                            why_not);
+}
+
+}  // namespace
+
+Policy loadSitePolicyFile(const fs::path& policy_path) {
+  const LoadOptions options;
+  std::string text =
+      detail::readTrustedFile(policy_path, options.trusted_owners, options.max_bytes, kLoadAction);
+  std::string why_not;
+  if (auto compiled = currentCompiledPolicy(policy_path, text, &why_not)) return std::move(*compiled);
+  log::debug("policy {}: parsing the YAML; the compiled policy is not used: {}", policy_path.string(),
+             why_not);
+  return parsePolicyText(text, policy_path.string(), options);
+}
+
+std::string describeCompiledPolicy(const fs::path& policy_path) {
+  const LoadOptions options;
+  std::string text =
+      detail::readTrustedFile(policy_path, options.trusted_owners, options.max_bytes, kLoadAction);
+  std::string why_not;
+  if (currentCompiledPolicy(policy_path, text, &why_not)) {
+    return "compiled policy " + compiledPolicyPath(policy_path) + " is current";
+  }
+  return "compiled policy " + compiledPolicyPath(policy_path) + " not used: " + why_not;
+}
+
+void compileSitePolicy(const fs::path& policy_path, const fs::path& output) {
+  const LoadOptions options;
+  std::string text =
+      detail::readTrustedFile(policy_path, options.trusted_owners, options.max_bytes, kLoadAction);
+  Policy policy = parsePolicyText(text, policy_path.string(), options);
+  std::vector<std::uint8_t> compiled = compilePolicy(policy, text, options.trusted_owners);
+  // Written beside its final name and renamed, so a job never reads half a file.
+  const fs::path temporary = output.string() + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error("write compiled policy", temporary.string(), describeErrno(errno));
+  auto fail = [&](const std::string& what) {
+    int saved = errno;
+    ::close(fd);
+    ::unlink(temporary.c_str());
+    throw Error("write compiled policy", temporary.string(), what + ": " + describeErrno(saved));
+  };
+  if (::fchmod(fd, 0644) != 0) fail("fchmod");
+  std::size_t done = 0;
+  while (done < compiled.size()) {
+    ssize_t wrote = ::write(fd, compiled.data() + done, compiled.size() - done);
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) fail("write");
+    done += static_cast<std::size_t>(wrote);
+  }
+  if (::fsync(fd) != 0) fail("fsync");
+  ::close(fd);
+  if (::rename(temporary.c_str(), output.c_str()) != 0) {
+    int saved = errno;
+    ::unlink(temporary.c_str());
+    throw Error("write compiled policy", output.string(), describeErrno(saved));
+  }
+}
+
 Policy loadSitePolicy() {
   Policy policy;
   std::error_code error;
   if (fs::exists(fs::symlink_status(KBATCH_POLICY_PATH, error))) {
-    policy = loadPolicyFile(KBATCH_POLICY_PATH);
+    policy = loadSitePolicyFile(KBATCH_POLICY_PATH);
   } else {
     policy = builtinDefaultPolicy();
   }

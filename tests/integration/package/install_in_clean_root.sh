@@ -89,7 +89,10 @@ inRoot dpkg-query --show --showformat='${Conffiles}\n' kbatch | grep -q '^ /etc/
 reported=$(inRoot kbatch --version)
 [ "$reported" = "kbatch ${version%-*}" ] || fail "kbatch --version says '$reported', expected 'kbatch ${version%-*}'"
 echo "ok: kbatch --version: $reported"
-inRoot kbatch policy check || fail "kbatch policy check refuses the installed /etc/kbatch/policy.yaml"
+inRoot kbatch policy check > "$work/check.out" ||
+  fail "kbatch policy check refuses the installed /etc/kbatch/policy.yaml"
+grep -q "policy.yaml.compiled is current" "$work/check.out" ||
+  fail "postinst did not compile the site policy: $(cat "$work/check.out")"
 [ -f "$root/usr/share/man/man1/kbatch.1.gz" ] || fail "the man page is not installed"
 inRoot useradd --create-home --shell /bin/bash "$kJobUser"
 home=$root/home/$kJobUser
@@ -105,7 +108,8 @@ echo "ok: the paper's Listing 2 ran in a container as $kJobUser in the clean roo
 # ---- 4. purge removes everything, the conffile included.
 inRoot /bin/sh -c 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -q kbatch' >"$work/purge.log" 2>&1 ||
   { cat "$work/purge.log" >&2; fail "apt-get purge kbatch failed"; }
-for path in /usr/bin/kbatch /usr/bin/kbatch-submit /etc/kbatch/policy.yaml /usr/share/man/man1/kbatch.1.gz; do
+for path in /usr/bin/kbatch /usr/bin/kbatch-submit /etc/kbatch/policy.yaml /etc/kbatch/policy.yaml.compiled \
+            /usr/share/man/man1/kbatch.1.gz; do
   [ ! -e "$root$path" ] || fail "$path is still there after apt-get purge kbatch"
 done
 echo "ok: apt-get purge removed kbatch and its conffile"

@@ -210,6 +210,17 @@ const char* sitePolicyPath();
 /// exist. If $KBATCH_POLICY_OVERLAY names a file (owned by root or the caller, not writable by
 /// others), its rules are added to `also_required`: it can only make the policy stricter.
 Policy loadSitePolicy();
+/// Loads a site policy file (root-owned, as loadSitePolicy does): from its compiled form
+/// (`<path>.compiled`, see compileSitePolicy) when that is current, else by parsing the YAML.
+Policy loadSitePolicyFile(const std::filesystem::path& policy_path);
+/// `<policy_path>.compiled`: where compileSitePolicy writes and loadSitePolicyFile looks.
+std::string compiledPolicyPath(const std::filesystem::path& policy_path);
+/// Parses the site policy file and writes its compiled form to `output` (atomically, mode 0644):
+/// the loaded rules and the exact texts they came from. Loading then skips the YAML parse as long
+/// as the policy file and its seccomp profile keep those texts; otherwise it parses as before.
+void compileSitePolicy(const std::filesystem::path& policy_path, const std::filesystem::path& output);
+/// One line: whether the compiled policy of `policy_path` is current, or why it is not used.
+std::string describeCompiledPolicy(const std::filesystem::path& policy_path);
 /// Loads one policy file; throws kbatch::Error naming file:line:column on any problem.
 Policy loadPolicyFile(const std::filesystem::path& path);
 Policy loadPolicyFile(const std::filesystem::path& path, const LoadOptions& options);
