@@ -33,7 +33,7 @@ std::string pinnedPodImage(const std::string& written, const policy::Policy& sit
   const std::string by_tag = kubernetesName(reference) + ":" + reference.tag;
   image::RegistryOptions options;
   options.insecure_registries = site.site.insecure_registries;
-  options.insecure = image::plainHttpPermitted(reference.registry, options.insecure_registries);
+  options.insecure = image::choosePlainHttp(reference.registry, options.insecure_registries);
   options.quiet = true;
   try {
     const std::string digest = image::remoteManifestDigest(reference, options);

@@ -797,7 +797,7 @@ class StoreDependencyImageSources : public DependencyImageSources {
     PullOptions pull;
     pull.quiet = options_.quiet;
     // Plain HTTP only where the site allows it (loopback, site.insecure_registries).
-    pull.insecure = plainHttpPermitted(pinned.registry, options_.insecure_registries);
+    pull.insecure = choosePlainHttp(pinned.registry, options_.insecure_registries);
     pull.insecure_registries = options_.insecure_registries;
     return pullImage(local, pinned, pull).rootfs;
   }

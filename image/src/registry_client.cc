@@ -94,6 +94,26 @@ bool plainHttpPermitted(const std::string& registry, const std::vector<std::stri
          std::find(site_list.begin(), site_list.end(), registry) != site_list.end();
 }
 
+bool choosePlainHttp(const std::string& registry, const std::vector<std::string>& site_list) {
+  if (!plainHttpPermitted(registry, site_list)) return false;
+  ensureCurlInitialised();
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) return true;
+  const std::string url = "https://" + registry + "/v2/";
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_CONNECT_ONLY, 1L);  // TCP and the TLS handshake, no request
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  const CURLcode code = curl_easy_perform(curl);
+  curl_easy_cleanup(curl);
+  // An untrusted certificate still means TLS (the pull then reports it, with the certs.d hint);
+  // only a server that cannot complete a handshake at all is spoken to in plain HTTP.
+  const bool speaks_tls = code == CURLE_OK || code == CURLE_PEER_FAILED_VERIFICATION;
+  log::debug("registry {}: {}", registry,
+             speaks_tls ? "answers TLS, so TLS it is" : "no TLS handshake, plain HTTP");
+  return !speaks_tls;
+}
+
 bool allowPlainHttp(const std::string& registry, bool insecure_flag,
                     const std::vector<std::string>& site_list) {
   if (!insecure_flag) return false;

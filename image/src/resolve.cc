@@ -45,9 +45,10 @@ std::filesystem::path resolveImageRoot(const std::string& reference, const Resol
   // store without network access; its digest may name an index rather than the manifest.)
   PullOptions pull;
   pull.quiet = options.quiet;
-  // A registry the admin lists as insecure speaks plain HTTP; so do loopback test registries.
+  // A registry the admin lists as insecure may speak plain HTTP, and so may loopback test
+  // registries: when they do not answer TLS.
   pull.insecure = options.insecure || (parsed.transport == Transport::kDocker &&
-                                       plainHttpPermitted(parsed.registry, options.insecure_registries));
+                                       choosePlainHttp(parsed.registry, options.insecure_registries));
   pull.insecure_registries = options.insecure_registries;
   pull.unpack_options = unpack;
   PullResult pulled = pullImage(store, parsed, pull);

@@ -105,6 +105,12 @@ fi
 one_line "$WORK/anon-pull.err" "anonymous pull of private/"
 grep -q "$registry" "$WORK/anon-pull.err" || fail "anonymous pull: registry not named: $(cat "$WORK/anon-pull.err")"
 
+echo "== exec's on-demand pull from a loopback registry that speaks TLS: TLS, not plain HTTP"
+KBATCH_CACHE=$WORK/cache-exec "$KBATCH" -vv exec "docker://$registry/public/tool:1" -- /bin/cat /etc/os-release \
+  >"$WORK/exec.out" 2>"$WORK/exec.err" || fail "exec of a TLS loopback registry's image failed: $(tail -3 "$WORK/exec.err")"
+grep -q 'ID=kbtest' "$WORK/exec.out" || fail "exec: the job did not run in the pulled image: $(cat "$WORK/exec.out")"
+grep -q "answers TLS" "$WORK/exec.err" || fail "exec: no TLS probe logged: $(grep -i registry "$WORK/exec.err")"
+
 echo "== an identity token (what docker login stores instead of a password): exchanged by OAuth2 POST"
 printf '{"auths": {"%s": {"auth": "%s", "identitytoken": "refresh-%s"}}}\n' "$registry" \
   "$(printf '<token>:' | base64 -w0)" "$$" > "$WORK/identity.json"

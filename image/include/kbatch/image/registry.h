@@ -44,6 +44,12 @@ PullResult pullImage(ImageStore& store, const ImageReference& reference, const P
 /// one the site lists (`site_list`, the policy's site.insecure_registries).
 bool plainHttpPermitted(const std::string& registry, const std::vector<std::string>& site_list);
 
+/// Whether a pull nobody asked `--insecure` for (exec's on-demand pull, dependency image lookups,
+/// Pod image pinning) uses plain HTTP: only for a registry plainHttpPermitted allows that does not
+/// complete a TLS handshake. A loopback or site-listed registry that speaks TLS gets TLS, and one
+/// whose certificate is not trusted fails with that error instead of dropping to plain HTTP.
+bool choosePlainHttp(const std::string& registry, const std::vector<std::string>& site_list);
+
 /// The digest of the manifest (or image index) a registry serves for `reference`'s tag, verified
 /// against its body; nothing is stored. What a Kubernetes Pod pins its image to.
 std::string remoteManifestDigest(const ImageReference& reference, const RegistryOptions& options);
