@@ -771,8 +771,12 @@ class StoreDependencyImageSources : public DependencyImageSources {
     if (options_.store_root.empty()) options_.store_root = defaultStoreRoot();
   }
 
+  // Each source marks the image in use before it looks (as findUnpackedPinnedImage does in the
+  // lean kbatch, whose mark did not survive the exec into this one): a prune or rmi while the
+  // job runs must not remove its root.
   std::optional<fs::path> findInLocalStore(const PinnedImage& image) override {
     ImageStore local(options_.store_root);
+    local.useRootUntilExit(image.digest);
     if (auto root = local.findUnpackedRoot(image.digest)) return root;
     if (!hasWholeImage(local, image.digest)) return std::nullopt;
     return local.unpackedRoot(image.digest);
@@ -785,6 +789,7 @@ class StoreDependencyImageSources : public DependencyImageSources {
     if (!hasWholeImage(site, image.digest)) return std::nullopt;
     // Blobs only: unpack into the local store, reading the blobs from the site cache.
     ImageStore local(options_.store_root, options_.site_cache);
+    local.useRootUntilExit(image.digest);
     return local.unpackedRoot(image.digest);
   }
 
@@ -794,6 +799,7 @@ class StoreDependencyImageSources : public DependencyImageSources {
     ImageReference pinned = parseImageReference("docker://" + named.registry + "/" +
                                                 named.repository + "@" + image.digest);
     ImageStore local(options_.store_root, options_.site_cache);
+    local.useRootUntilExit(image.digest);
     PullOptions pull;
     pull.quiet = options_.quiet;
     // Plain HTTP only where the site allows it (loopback, site.insecure_registries).
