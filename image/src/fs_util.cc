@@ -57,41 +57,6 @@ FileLock FileLock::tryLock(const std::filesystem::path& path, Mode mode) {
   return lock;
 }
 
-void syncDirectory(const std::filesystem::path& directory) {
-  UniqueFd fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid() || ::fsync(fd.get()) != 0) {
-    throw Error("sync directory", directory.string(), describeErrno(errno));
-  }
-}
-
-void writeFileAtomic(const std::filesystem::path& path, std::string_view content, unsigned mode) {
-  std::string temp_name = path.string() + ".tmp-XXXXXX";
-  std::vector<char> temp(temp_name.begin(), temp_name.end());
-  temp.push_back('\0');
-  UniqueFd fd(::mkostemp(temp.data(), O_CLOEXEC));
-  if (!fd.valid()) throw Error("create temporary file for", path.string(), describeErrno(errno));
-  auto fail = [&](const char* what) {
-    int saved = errno;
-    ::unlink(temp.data());
-    throw Error(what, path.string(), describeErrno(saved));
-  };
-  const char* data = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    ssize_t written = ::write(fd.get(), data, left);
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      fail("write");
-    }
-    data += written;
-    left -= static_cast<size_t>(written);
-  }
-  if (::fchmod(fd.get(), mode) != 0) fail("set mode of");
-  if (::fsync(fd.get()) != 0) fail("fsync");
-  if (::rename(temp.data(), path.c_str()) != 0) fail("rename into place");
-  syncDirectory(path.parent_path());
-}
-
 std::string readFileLimited(const std::filesystem::path& path, std::uint64_t max_bytes) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) throw Error("read", path.string(), describeErrno(errno));

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "kbatch/common/atomic_file.h"
+
 namespace kbatch::image {
 
 /// An owned file descriptor, closed on destruction.
@@ -44,12 +46,9 @@ class FileLock {
   UniqueFd fd_;
 };
 
-/// Writes `content` to a temporary file next to `path`, fsyncs it, renames it over `path` and
-/// fsyncs the directory.
-void writeFileAtomic(const std::filesystem::path& path, std::string_view content, unsigned mode = 0644);
-
-/// fsyncs a directory so that a rename inside it is durable.
-void syncDirectory(const std::filesystem::path& directory);
+// Atomic replacement is shared with the policy module (kbatch/common/atomic_file.h).
+using kbatch::syncDirectory;
+using kbatch::writeFileAtomic;
 
 /// Reads a whole file, refusing files larger than `max_bytes`.
 std::string readFileLimited(const std::filesystem::path& path, std::uint64_t max_bytes);

@@ -48,6 +48,13 @@ std::string urlEscape(const std::string& text) {
   return out;
 }
 
+// Scopes as a token request's `scope` form field and messages write them: space-separated.
+std::string joinScopes(const std::vector<std::string>& scopes) {
+  std::string joined;
+  for (const auto& scope : scopes) joined += (joined.empty() ? "" : " ") + scope;
+  return joined;
+}
+
 std::string withQuery(const std::string& url, const std::string& parameter) {
   return url + (url.find('?') == std::string::npos ? "?" : "&") + parameter;
 }
@@ -408,10 +415,8 @@ void RegistryClient::authenticate(const HttpResponse& challenge_response, const 
   if (credentials_ && !credentials_->identity_token.empty()) {
     // An identity token (what `docker login` stores instead of a password when the token server
     // offers one) is an OAuth2 refresh token: exchanged by POST (distribution's spec/auth/oauth).
-    std::string joined;
-    for (const auto& scope : scopes) joined += (joined.empty() ? "" : " ") + scope;
     form = "grant_type=refresh_token&client_id=kbatch&refresh_token=" +
-           urlEscape(credentials_->identity_token) + "&scope=" + urlEscape(joined);
+           urlEscape(credentials_->identity_token) + "&scope=" + urlEscape(joinScopes(scopes));
     if (service != challenge.parameters.end()) form += "&service=" + urlEscape(service->second);
     token_request.method = "POST";
     token_request.url = realm;
@@ -450,8 +455,7 @@ void RegistryClient::authenticate(const HttpResponse& challenge_response, const 
 }
 
 void RegistryClient::failUnauthorized(const Request& request, const HttpResponse& response) const {
-  std::string scopes;
-  for (const auto& scope : request.scopes) scopes += (scopes.empty() ? "" : " ") + scope;
+  const std::string scopes = joinScopes(request.scopes);
   std::string header = response.header("www-authenticate");
   bool insufficient_scope = header.find("insufficient_scope") != std::string::npos;
   if (!insufficient_scope || scopes.empty()) failResponse("authenticate to registry", registry_, response);

@@ -8,15 +8,8 @@
 // through the same trusted-file checks. Stale, foreign, corrupt or untrusted caches are never
 // errors, only slower: the YAML is always there to parse.
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <string_view>
-#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
@@ -59,8 +52,16 @@ NLOHMANN_JSON_SERIALIZE_ENUM(SubmitFilterMode, {{SubmitFilterMode::kFailClosed, 
 // a map and its keys per rule, which is most of what loading costs (bench/policy_bench.sh).
 // Rules written in the policy file name it as null: the compiled policy then serves the file under
 // the name it is loaded by (a policy compiled in a staging directory and installed in /etc), and
-// stays small. Set by compilePolicy and loadCompiledPolicy around (de)serialisation.
+// stays small. Set by a PolicyNameScope around (de)serialisation.
 thread_local const std::string* t_policy_name = nullptr;
+
+class PolicyNameScope {
+ public:
+  explicit PolicyNameScope(const std::string& name) { t_policy_name = &name; }
+  ~PolicyNameScope() { t_policy_name = nullptr; }
+  PolicyNameScope(const PolicyNameScope&) = delete;
+  PolicyNameScope& operator=(const PolicyNameScope&) = delete;
+};
 
 void to_json(nlohmann::json& out, const SourceLocation& where) {
   nlohmann::json file = where.file;
@@ -118,7 +119,6 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(KubernetesSettings, default_namespace, user_n
 
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 // Bumped whenever what is written changes meaning; a cache of another format is not used.
@@ -247,6 +247,11 @@ Policy policyFromJson(const json& in) {
 
 constexpr const char* kMagic = "kbatch compiled policy\n";
 
+// What every compiled policy of this kbatch starts with: the magic, the format and the version.
+std::string headerPrefix() {
+  return std::string(kMagic) + std::to_string(kFormat) + "\n" + KBATCH_VERSION + "\n";
+}
+
 // A length-prefixed field of the header: decimal length, newline, the bytes.
 void appendField(std::string& out, std::string_view field) {
   out += std::to_string(field.size());
@@ -290,12 +295,14 @@ std::vector<std::uint8_t> compilePolicy(const Policy& policy, const std::string&
     profile_text = detail::readTrustedFile(profile, owners, kMaxSeccompProfileBytes,
                                            "read seccomp profile");
   }
-  const std::string& name = policy.sources.empty() ? std::string() : policy.sources.front();
-  t_policy_name = &name;
-  json serialised = toJson(policy);
-  t_policy_name = nullptr;
+  const std::string name = policy.sources.empty() ? std::string() : policy.sources.front();
+  json serialised;
+  {
+    PolicyNameScope scope(name);
+    serialised = toJson(policy);
+  }
   // The texts come first, outside the CBOR: a stale file is recognised without decoding the rules.
-  std::string header = std::string(kMagic) + std::to_string(kFormat) + "\n" + KBATCH_VERSION + "\n";
+  std::string header = headerPrefix();
   appendField(header, policy_text);
   appendField(header, profile);
   appendField(header, profile_text);
@@ -311,8 +318,7 @@ std::optional<Policy> loadCompiledPolicy(const std::string& compiled, const std:
     if (why_not != nullptr) *why_not = reason;
     return std::nullopt;
   };
-  const std::string expected_header =
-      std::string(kMagic) + std::to_string(kFormat) + "\n" + KBATCH_VERSION + "\n";
+  const std::string expected_header = headerPrefix();
   if (compiled.compare(0, std::strlen(kMagic), kMagic) != 0) return refuse("not a compiled policy");
   if (compiled.compare(0, expected_header.size(), expected_header) != 0) {
     return refuse("written by another kbatch version");
@@ -336,15 +342,11 @@ std::optional<Policy> loadCompiledPolicy(const std::string& compiled, const std:
   }
   try {
     json document = json::from_cbor(rest.begin(), rest.end());
-    t_policy_name = &name;
     Policy policy;
-    try {
+    {
+      PolicyNameScope scope(name);
       policy = policyFromJson(document);
-    } catch (...) {
-      t_policy_name = nullptr;
-      throw;
     }
-    t_policy_name = nullptr;
     if (seccompProfileFile(policy) != profile) return refuse("unreadable (inconsistent)");
     policy.sources = {name};
     return policy;

@@ -2,8 +2,6 @@
 // then a strict walk over the YAML tree in which every key is known, every value has its type,
 // and every rule remembers the file, line and column it came from.
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 // GCC 12 reports a false -Wdangling-pointer inside yaml-cpp's node/impl.h; not our code to fix.
 #pragma GCC diagnostic push
@@ -17,6 +15,7 @@
 #include <functional>
 #include <set>
 
+#include "kbatch/common/atomic_file.h"
 #include "kbatch/common/error.h"
 #include "kbatch/common/log.h"
 #include "kbatch/policy/policy.h"
@@ -798,6 +797,12 @@ std::string compiledPolicyPath(const fs::path& policy_path) {
 
 namespace {
 
+/// The site policy file's text, read as loadPolicyFile reads it (root-owned, size-limited).
+std::string readSitePolicyText(const fs::path& policy_path) {
+  const LoadOptions options;
+  return detail::readTrustedFile(policy_path, options.trusted_owners, options.max_bytes, kLoadAction);
+}
+
 /// The compiled policy for `policy_path` if it is current and trusted, else nullopt (`*why_not`).
 std::optional<Policy> currentCompiledPolicy(const fs::path& policy_path, const std::string& text,
                                             std::string* why_not) {
@@ -822,22 +827,17 @@ std::optional<Policy> currentCompiledPolicy(const fs::path& policy_path, const s
 }  // namespace
 
 Policy loadSitePolicyFile(const fs::path& policy_path) {
-  const LoadOptions options;
-  std::string text =
-      detail::readTrustedFile(policy_path, options.trusted_owners, options.max_bytes, kLoadAction);
+  const std::string text = readSitePolicyText(policy_path);
   std::string why_not;
   if (auto compiled = currentCompiledPolicy(policy_path, text, &why_not)) return std::move(*compiled);
   log::debug("policy {}: parsing the YAML; the compiled policy is not used: {}", policy_path.string(),
              why_not);
-  return parsePolicyText(text, policy_path.string(), options);
+  return parsePolicyText(text, policy_path.string(), LoadOptions{});
 }
 
 std::string describeCompiledPolicy(const fs::path& policy_path) {
-  const LoadOptions options;
-  std::string text =
-      detail::readTrustedFile(policy_path, options.trusted_owners, options.max_bytes, kLoadAction);
   std::string why_not;
-  if (currentCompiledPolicy(policy_path, text, &why_not)) {
+  if (currentCompiledPolicy(policy_path, readSitePolicyText(policy_path), &why_not)) {
     return "compiled policy " + compiledPolicyPath(policy_path) + " is current";
   }
   return "compiled policy " + compiledPolicyPath(policy_path) + " not used: " + why_not;
@@ -845,34 +845,17 @@ std::string describeCompiledPolicy(const fs::path& policy_path) {
 
 void compileSitePolicy(const fs::path& policy_path, const fs::path& output) {
   const LoadOptions options;
-  std::string text =
-      detail::readTrustedFile(policy_path, options.trusted_owners, options.max_bytes, kLoadAction);
+  const std::string text = readSitePolicyText(policy_path);
   Policy policy = parsePolicyText(text, policy_path.string(), options);
   std::vector<std::uint8_t> compiled = compilePolicy(policy, text, options.trusted_owners);
-  // Written beside its final name and renamed, so a job never reads half a file.
-  const fs::path temporary = output.string() + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error("write compiled policy", temporary.string(), describeErrno(errno));
-  auto fail = [&](const std::string& what) {
-    int saved = errno;
-    ::close(fd);
-    ::unlink(temporary.c_str());
-    throw Error("write compiled policy", temporary.string(), what + ": " + describeErrno(saved));
-  };
-  if (::fchmod(fd, 0644) != 0) fail("fchmod");
-  std::size_t done = 0;
-  while (done < compiled.size()) {
-    ssize_t wrote = ::write(fd, compiled.data() + done, compiled.size() - done);
-    if (wrote < 0 && errno == EINTR) continue;
-    if (wrote <= 0) fail("write");
-    done += static_cast<std::size_t>(wrote);
-  }
-  if (::fsync(fd) != 0) fail("fsync");
-  ::close(fd);
-  if (::rename(temporary.c_str(), output.c_str()) != 0) {
-    int saved = errno;
-    ::unlink(temporary.c_str());
-    throw Error("write compiled policy", output.string(), describeErrno(saved));
+  // Replaced atomically, so a job never reads half a file.
+  try {
+    writeFileAtomic(output, std::string_view(reinterpret_cast<const char*>(compiled.data()),
+                                             compiled.size()),
+                    0644);
+  } catch (Error& failure) {
+    failure.addContext("writing the compiled policy");
+    throw;
   }
 }
 
