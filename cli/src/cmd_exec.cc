@@ -18,6 +18,7 @@
 #include "kbatch/common/error.h"
 #include "kbatch/common/log.h"
 #include "full_only.h"
+#include "helper_path.h"
 #include "kbatch/image/dependency_image.h"
 #include "kbatch/image/resolve.h"
 #include "kbatch/policy/seccomp_profile.h"
@@ -221,6 +222,7 @@ runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) 
   request.current_directory = cwd;
   request.uid = getuid();
   request.gid = getgid();
+  request.init_executable = findHelperExecutable("kbatch-init");
 
   if (job.resources.ppn && *job.resources.ppn > availableCpus()) {
     log::warn("the job asks for {} CPUs but only {} are available to it here", *job.resources.ppn,

@@ -16,16 +16,11 @@
 
 #include "command.h"
 #include "full_only.h"
+#include "helper_path.h"
 #include "kbatch/common/error.h"
 #include "kbatch/common/exit_codes.h"
 #include "kbatch/common/log.h"
 
-#ifndef KBATCH_FULL_HELPER_INSTALLED
-#error "KBATCH_FULL_HELPER_INSTALLED must name kbatch-full relative to the kbatch executable"
-#endif
-#ifndef KBATCH_FULL_HELPER_IN_BUILD_TREE
-#error "KBATCH_FULL_HELPER_IN_BUILD_TREE must name kbatch-full relative to the build tree's kbatch"
-#endif
 
 namespace kbatch::cli {
 namespace {
@@ -36,23 +31,6 @@ namespace fs = std::filesystem;
 char** saved_argv = nullptr;
 /// What exec --job-body read from stdin before it found it had to hand over.
 std::optional<std::string> consumed_stdin;
-
-/// kbatch-full beside this executable: the installed layout (bindir/../libexec/kbatch), else the
-/// build tree's (libexec/kbatch below the directory of `kbatch`). Found from /proc/self/exe, never
-/// from $PATH or the environment, so it is always the helper of the same build.
-fs::path findFullKbatch() {
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) throw Error("find kbatch-full", "/proc/self/exe", ec.message(), "is /proc mounted?");
-  const std::array<fs::path, 2> candidates = {
-      self.parent_path() / KBATCH_FULL_HELPER_INSTALLED,
-      self.parent_path() / KBATCH_FULL_HELPER_IN_BUILD_TREE};
-  for (const auto& candidate : candidates) {
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.lexically_normal();
-  }
-  throw Error("find kbatch-full", candidates.front().lexically_normal().string(),
-              "not installed", "kbatch needs its helper for this command; reinstall kbatch");
-}
 
 /// Gives kbatch-full the stdin this process already read: a memory file with the same bytes
 /// (the job's own stdin is /dev/null once its body has been read, so nothing else is lost).
@@ -78,7 +56,7 @@ void replayConsumedStdin() {
   if (saved_argv == nullptr) {
     throw Error("hand over to kbatch-full", reason, "main() did not record its arguments");
   }
-  const fs::path helper = findFullKbatch();
+  const fs::path helper = findHelperExecutable("kbatch-full");
   log::debug("{}: continuing in {}", reason, helper.string());
   replayConsumedStdin();
   // Whatever this process printed must come out before the helper's own output.

@@ -443,6 +443,7 @@ LaunchPlan buildLaunchPlan(const LaunchRequest& request) {
   }
   plan.memory_bytes = request.memory_bytes;
   plan.walltime_s = request.walltime_s;
+  plan.init_executable = request.init_executable.string();
   return plan;
 }
 

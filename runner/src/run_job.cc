@@ -89,6 +89,10 @@ std::string joinArgv(const std::vector<std::string>& argv) {
                                 : std::string(),
                   exit_code::kCannotExecute);
     }
+    case Step::kStartInit:
+      throw Error("start the container's init", plan.init_executable, cause,
+                  "kbatch-init is installed with kbatch, in libexecdir/kbatch beside kbatch-full; "
+                  "reinstall kbatch");
     default:
       throw Error("set up the container", plan.image_root,
                   std::string(core::describeStep(result.failed_step)) + ": " + cause,
@@ -125,6 +129,10 @@ void refuseToRunSetuid() {
 JobOutcome runInContainer(const LaunchRequest& request) {
   refuseToRunSetuid();
   LaunchPlan plan = buildLaunchPlan(request);
+  if (plan.init_executable.empty()) {
+    throw Error("start the container's init", "kbatch-init", "no path given",
+                "the caller of runInContainer must fill LaunchRequest::init_executable");
+  }
   logPlan(plan);
   // Our own buffered output must not interleave with the job's.
   std::fflush(stdout);

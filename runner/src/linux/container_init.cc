@@ -1,7 +1,9 @@
 // The child side of the privileged core: what runs after clone(2), as a list of named steps.
 //
 // Rules for everything in this file (STYLE.md items 3-4): no allocation, no exceptions, no
-// logging, no locks. Every step is a system call or a short sequence of them on data the parent
+// logging, no locks, no writes to memory but the stack: this process shares kbatch's address
+// space (CLONE_VM|CLONE_VFORK, launch.cc) until it execs kbatch-init, kbatch being suspended
+// meanwhile. Every step is a system call or a short sequence of them on data the parent
 // prepared (ChildProgram); a failing step writes (step, errno, detail) to the report pipe and the
 // process exits. Modelled on bubblewrap's setup_newroot() and Charliecloud's ch_core.c.
 
@@ -294,39 +296,6 @@ void dropCapabilities(const ChildProgram& program) noexcept {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(program, Step::kDropCapabilities, -2);
 }
 
-// Kernel: read(2) of the pipe the parent writes the compiled filter to (launch.cc): a 32-bit
-// instruction count, then the instructions. The parent compiles while this process sets up the
-// container; no job starts without its filter: EOF, a short read or an empty filter all fail.
-bool readExactly(int fd, void* buffer, std::size_t size) noexcept {
-  auto* bytes = static_cast<char*>(buffer);
-  while (size > 0) {
-    ssize_t got = read(fd, bytes, size);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) {
-      if (got == 0) errno = EPIPE;
-      return false;
-    }
-    bytes += got;
-    size -= static_cast<std::size_t>(got);
-  }
-  return true;
-}
-
-void receiveSeccomp(ChildProgram& program) noexcept {
-  std::uint32_t count = 0;
-  if (!readExactly(program.seccomp_fd, &count, sizeof count)) fail(program, Step::kReceiveSeccomp);
-  if (count == 0 || count > BPF_MAXINSNS) {
-    errno = EPROTO;
-    fail(program, Step::kReceiveSeccomp, static_cast<int>(count));
-  }
-  if (!readExactly(program.seccomp_fd, program.seccomp_buffer, count * sizeof(sock_filter))) {
-    fail(program, Step::kReceiveSeccomp);
-  }
-  close(program.seccomp_fd);
-  program.seccomp.len = static_cast<unsigned short>(count);
-  program.seccomp.filter = program.seccomp_buffer;
-}
-
 // ---- The job: a child of the init. ----------------------------------------------------------
 
 // Kernel: setrlimit(RLIMIT_DATA). Man: getrlimit(2).
@@ -371,33 +340,29 @@ void loadSeccomp(const ChildProgram& program) noexcept {
   execute(program);
 }
 
-// Kernel: sigwaitinfo(2), kill(2), waitpid(2), then _exit(2). Man: pid_namespaces(7) ("The
-// namespace init process"), sigwaitinfo(2).
-// As PID 1 the init forwards signals sent to it from outside (kbatch relays what the batch
-// system sends) to the job, reaps every orphan, and when the job ends reports its wait status and
-// exits, upon which the kernel kills everything left in the namespace: no process outlives the job.
-[[noreturn]] void superviseJob(const ChildProgram& program, pid_t job) noexcept {
-  for (;;) {
-    siginfo_t info;
-    int signal_number = sigwaitinfo(&program.forwarded_signals, &info);
-    if (signal_number < 0) continue;  // EINTR
-    if (signal_number != SIGCHLD) {
-      // A signal the terminal sent (SI_KERNEL) went to the whole foreground process group, the
-      // job included; relaying it would deliver it twice.
-      if (info.si_code != SI_KERNEL) kill(job, signal_number);
-      continue;
-    }
-    int status = 0;
-    pid_t reaped;
-    while ((reaped = waitpid(-1, &status, WNOHANG)) > 0) {
-      if (reaped != job) continue;
-      Report record;
-      record.kind = Report::kJobEnded;
-      record.detail = status;
-      [[maybe_unused]] ssize_t written = write(program.report_fd, &record, sizeof record);
-      _exit(0);
-    }
+// Kernel: fcntl(F_SETFD), execveat(2) with AT_EMPTY_PATH. Man: execveat(2), pid_namespaces(7).
+// This process is the namespace's PID 1 and shares kbatch's memory; it becomes kbatch-init (a
+// static executable, so the image needs no libc for it), which forwards signals to the job,
+// reaps orphans and reports the job's wait status. Its execve releases kbatch from
+// CLONE_VFORK. The report pipe must survive this execve, but not the job's, which is over by now.
+// The init's argv is built on this stack: nothing of kbatch's memory is written.
+[[noreturn]] void becomeInit(const ChildProgram& program, pid_t job) noexcept {
+  char job_text[16];
+  char digits[16];
+  int count = 0;
+  for (unsigned value = static_cast<unsigned>(job); value > 0 || count == 0; value /= 10) {
+    digits[count++] = static_cast<char>('0' + value % 10);
   }
+  for (int i = 0; i < count; ++i) job_text[i] = digits[count - 1 - i];
+  job_text[count] = '\0';
+  char name[] = "kbatch-init";
+  char* argv[] = {name, const_cast<char*>(program.report_fd_text), job_text, nullptr};
+  char* envp[] = {nullptr};
+  if (fcntl(program.report_fd, F_SETFD, 0) == 0) {
+    syscall(SYS_execveat, program.init_fd, "", argv, envp, AT_EMPTY_PATH);
+  }
+  // Exiting as PID 1 kills the job with the namespace.
+  fail(program, Step::kStartInit);
 }
 
 }  // namespace
@@ -422,17 +387,14 @@ void loadSeccomp(const ChildProgram& program) noexcept {
   changeDirectory(program);
   setNoNewPrivs(program);
   dropCapabilities(program);
-  ChildProgram job_program = program;
-  receiveSeccomp(job_program);
-  // vfork(2), as posix_spawn does: copying this process's page tables for a child that only
-  // execs cost a millisecond of every job's start (bench/exec_start.sh). What runJob does before
-  // execve is safe in a child that shares our memory: it changes only per-task state (signal
-  // mask, its own copy of the handlers, its rlimits, its seccomp filter), allocates nothing, and
-  // ends in execve or _exit. The init is suspended until then.
+  // vfork(2), as posix_spawn does. What runJob does before execve is safe in a child that shares
+  // our memory (which is kbatch's): it changes only per-task state (signal mask, its own copy of
+  // the handlers, its rlimits, its seccomp filter), allocates nothing, and ends in execve or
+  // _exit. This process is suspended until then.
   pid_t job = vfork();
   if (job < 0) fail(program, Step::kStartJob);
-  if (job == 0) runJob(job_program);
-  superviseJob(program, job);
+  if (job == 0) runJob(program);
+  becomeInit(program, job);
 }
 
 const char* describeStep(Step step) noexcept {
@@ -458,11 +420,11 @@ const char* describeStep(Step step) noexcept {
     case Step::kChangeDirectory: return "change to the working directory";
     case Step::kNoNewPrivs: return "set no_new_privs";
     case Step::kDropCapabilities: return "drop all capabilities";
-    case Step::kReceiveSeccomp: return "receive the compiled seccomp filter from kbatch";
-    case Step::kStartJob: return "start the job (fork)";
+    case Step::kStartJob: return "start the job (vfork)";
     case Step::kSetLimits: return "set resource limits";
     case Step::kLoadSeccomp: return "load the seccomp filter";
     case Step::kExecute: return "execute the command";
+    case Step::kStartInit: return "start kbatch-init as the container's PID 1";
     case Step::kCount: break;
   }
   return "unknown step";

@@ -4,7 +4,9 @@
 //
 // The parent turns a validated LaunchPlan into a ChildProgram: plain arrays of C strings and POD
 // records, built before clone() so that the child only reads memory and makes system calls. The
-// child reports a failure as (step, errno, detail) over a close-on-exec pipe.
+// child runs in the parent's address space (CLONE_VM|CLONE_VFORK: the parent is suspended until
+// it execs kbatch-init), so it must not allocate or write anything but its own stack. It reports
+// a failure as (step, errno, detail) over a close-on-exec pipe.
 
 #include <linux/filter.h>
 #include <signal.h>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "kbatch/runner/launch_plan.h"
+#include "linux/init_protocol.h"
 
 namespace kbatch::runner::core {
 
@@ -44,25 +47,16 @@ enum class Step : std::int32_t {
   kChangeDirectory,        // init: the job's working directory
   kNoNewPrivs,             // init: PR_SET_NO_NEW_PRIVS
   kDropCapabilities,       // init: bounding, ambient, inheritable, permitted, effective
-  kReceiveSeccomp,         // init: the compiled filter, from the parent (see launchAndWait)
-  kStartJob,               // init: fork the job
+  kStartJob,               // init: vfork the job
   kSetLimits,              // job: RLIMIT_DATA
   kLoadSeccomp,            // job: the filter, last
   kExecute,                // job: execve(2)
+  kStartInit,              // init: execveat(2) of kbatch-init, which stays as PID 1
   kCount
 };
 
 /// Human-readable step name ("mount /proc"), for error messages in the parent.
 const char* describeStep(Step step) noexcept;
-
-/// One record on the report pipe; small enough that write(2) is atomic (PIPE_BUF).
-struct Report {
-  enum Kind : std::int32_t { kStepFailed = 1, kJobEnded = 2 };
-  std::int32_t kind = 0;
-  std::int32_t step = 0;    // Step
-  std::int32_t error = 0;   // errno
-  std::int32_t detail = 0;  // bind index for kBindMounts, wait status for kJobEnded
-};
 
 struct ChildPath {
   const char* path;
@@ -111,9 +105,9 @@ struct ChildProgram {
   char* const* envp = nullptr;
   const char* const* exec_candidates = nullptr;
   std::size_t exec_candidate_count = 0;
-  sock_fprog seccomp{};                 // filled in the init by receiveSeccomp, before the job
-  int seccomp_fd = -1;                  // where the parent sends the compiled filter
-  sock_filter* seccomp_buffer = nullptr;  // BPF_MAXINSNS instructions, allocated by the parent
+  sock_fprog seccomp{};                 // compiled by the parent before clone
+  int init_fd = -1;                     // kbatch-init, opened O_PATH|O_CLOEXEC before clone
+  const char* report_fd_text = nullptr; // report_fd in decimal, kbatch-init's first argument
   cap_t empty_capabilities = nullptr;   // allocated by the parent with cap_init()
   bool limit_memory = false;
   rlimit memory_limit{};
@@ -122,12 +116,9 @@ struct ChildProgram {
   struct sigaction job_sigchld_action{};  // the caller's SIGCHLD disposition, restored in the job
 };
 
-/// The signals kbatch and the init forward to the job.
-inline constexpr int kForwardedSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT,
-                                            SIGCONT};
-
-/// Runs in the child of clone(): sets up the container, becomes its init (PID 1), starts the job
-/// and reports its wait status. Never returns.
+/// Runs in the child of clone(), which is PID 1 of the new namespaces: sets up the container,
+/// starts the job, and replaces itself with kbatch-init, which supervises the job and reports its
+/// wait status. Never returns.
 [[noreturn]] void runContainerInit(const ChildProgram& program) noexcept;
 
 /// What happened, as the parent saw it.
@@ -143,10 +134,7 @@ struct LaunchResult {
 
 /// Prepares the ChildProgram for `plan`, starts the container and waits for it, forwarding
 /// signals and enforcing the walltime. A failed clone is reported as Step::kClone. Throws
-/// std::bad_alloc (before clone) and what `compile_seccomp` throws.
-/// `compile_seccomp` runs in the parent after clone, while the child sets up the container (the
-/// filter is needed only when the job starts), and its program reaches the child through a pipe.
-/// If it throws, the child is killed and reaped before the exception propagates.
+/// std::bad_alloc and what `compile_seccomp` throws, always before any child exists.
 LaunchResult launchAndWait(const LaunchPlan& plan,
                            const std::function<std::vector<sock_filter>()>& compile_seccomp);
 

@@ -1,12 +1,17 @@
 // The parent side of the privileged core: prepare the child's data, clone(2) into new
 // namespaces, relay signals to the container's init, enforce the walltime, collect the reports.
+//
+// The child shares this process's memory and runs on a stack of its own (CLONE_VM|CLONE_VFORK,
+// as posix_spawn does), and this process is suspended until the child has started the job and
+// replaced itself with kbatch-init. A forked child would cost a copy of kbatch's page tables and a
+// copy-on-write fault for every page either process then writes: on virtual machines with shadow
+// paging that was several milliseconds of every job's start (bench/exec_start.sh).
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/syscall.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,7 +41,7 @@ class ChildProgramStorage {
   std::vector<ChildFile> files_;
   std::vector<char*> argv_, envp_;
   std::vector<const char*> exec_candidates_;
-  std::vector<sock_filter> seccomp_buffer_;
+  std::vector<sock_filter> seccomp_;
 };
 
 std::string inNewRoot(const std::string& container_path) {
@@ -106,9 +111,6 @@ void prepare(const LaunchPlan& plan, ChildProgramStorage& storage, ChildProgram&
   }
   program.exec_candidates = storage.exec_candidates_.data();
   program.exec_candidate_count = storage.exec_candidates_.size();
-  // The child receives its filter into its own copy of this buffer (receiveSeccomp).
-  storage.seccomp_buffer_.resize(BPF_MAXINSNS);
-  program.seccomp_buffer = storage.seccomp_buffer_.data();
   if (plan.memory_bytes) {
     program.limit_memory = true;
     program.memory_limit.rlim_cur = program.memory_limit.rlim_max =
@@ -116,11 +118,46 @@ void prepare(const LaunchPlan& plan, ChildProgramStorage& storage, ChildProgram&
   }
 }
 
-/// clone(2) with fork semantics (no new stack: the child continues on a copy of ours), as
-/// bubblewrap's raw_clone does; glibc's clone() wrapper wants a separate stack.
-pid_t cloneIntoNamespaces() noexcept {
-  unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | SIGCHLD;
-  return static_cast<pid_t>(syscall(SYS_clone, flags, 0, 0, 0, 0));
+/// The child's stack. Only the pages it touches are ever allocated; the guard page below it turns
+/// an overflow into a fault instead of a write into kbatch's memory.
+class ChildStack {
+ public:
+  static constexpr std::size_t kSize = 256 * 1024;
+  static constexpr std::size_t kGuard = 4096;
+  ChildStack() {
+    void* mapping = mmap(nullptr, kSize + kGuard, PROT_NONE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mapping == MAP_FAILED) return;
+    if (mprotect(static_cast<char*>(mapping) + kGuard, kSize, PROT_READ | PROT_WRITE) != 0) {
+      munmap(mapping, kSize + kGuard);
+      return;
+    }
+    base_ = mapping;
+  }
+  ~ChildStack() {
+    if (base_ != nullptr) munmap(base_, kSize + kGuard);
+  }
+  ChildStack(const ChildStack&) = delete;
+  ChildStack& operator=(const ChildStack&) = delete;
+  bool valid() const { return base_ != nullptr; }
+  void* top() const { return static_cast<char*>(base_) + kGuard + kSize; }
+
+ private:
+  void* base_ = nullptr;
+};
+
+int containerInitEntry(void* program) {
+  runContainerInit(*static_cast<const ChildProgram*>(program));
+}
+
+/// clone(2) into new user, mount, PID and IPC namespaces, sharing this process's memory and
+/// suspending it until the child execs or exits (CLONE_VM|CLONE_VFORK). The child gets its own
+/// copies of the descriptor table and signal handlers (no CLONE_FILES, CLONE_SIGHAND).
+pid_t cloneIntoNamespaces(const ChildProgram& program, const ChildStack& stack) noexcept {
+  int flags = CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
+              SIGCHLD;
+  return clone(containerInitEntry, stack.top(), flags,
+               const_cast<ChildProgram*>(&program));
 }
 
 double monotonicSeconds() noexcept {
@@ -192,38 +229,6 @@ void readReports(int fd, LaunchResult& result) noexcept {
   }
 }
 
-/// Writes the filter as receiveSeccomp reads it. A child that died before reading it (its setup
-/// failed, and it reported why) makes the write fail with EPIPE: SIGPIPE is held off meanwhile.
-void sendSeccomp(int fd, const std::vector<sock_filter>& filter) {
-  const std::uint32_t count = static_cast<std::uint32_t>(filter.size());
-  sigset_t pipe_signal, previous;
-  sigemptyset(&pipe_signal);
-  sigaddset(&pipe_signal, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_signal, &previous);
-  bool broken = false;
-  auto send = [&](const void* data, std::size_t size) {
-    const char* bytes = static_cast<const char*>(data);
-    while (size > 0 && !broken) {
-      ssize_t sent = write(fd, bytes, size);
-      if (sent < 0 && errno == EINTR) continue;
-      if (sent <= 0) {
-        broken = true;
-        break;
-      }
-      bytes += sent;
-      size -= static_cast<std::size_t>(sent);
-    }
-  };
-  send(&count, sizeof count);
-  send(filter.data(), filter.size() * sizeof(sock_filter));
-  if (broken) {
-    const timespec no_wait{0, 0};
-    while (sigtimedwait(&pipe_signal, nullptr, &no_wait) == SIGPIPE) {
-    }
-  }
-  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-}
-
 }  // namespace
 
 LaunchResult launchAndWait(const LaunchPlan& plan,
@@ -231,11 +236,34 @@ LaunchResult launchAndWait(const LaunchPlan& plan,
   ChildProgramStorage storage;
   ChildProgram program;
   prepare(plan, storage, program);
-  program.empty_capabilities = cap_init();  // all sets empty
+  // The filter is compiled before clone: the child cannot wait for it (kbatch is suspended while
+  // the child runs) and must not allocate.
+  storage.seccomp_ = compile_seccomp();
+  program.seccomp.len = static_cast<unsigned short>(storage.seccomp_.size());
+  program.seccomp.filter = storage.seccomp_.data();
   LaunchResult result;
+  if (storage.seccomp_.empty() || storage.seccomp_.size() > BPF_MAXINSNS) {
+    result.failed_step = Step::kLoadSeccomp;
+    result.failed_errno = EINVAL;
+    return result;
+  }
+  ChildStack stack;
+  if (!stack.valid()) {
+    result.failed_step = Step::kClone;
+    result.failed_errno = errno;
+    return result;
+  }
+  program.empty_capabilities = cap_init();  // all sets empty
   if (program.empty_capabilities == nullptr) {
     result.failed_step = Step::kDropCapabilities;
     result.failed_errno = errno;
+    return result;
+  }
+  program.init_fd = open(plan.init_executable.c_str(), O_PATH | O_CLOEXEC);
+  if (program.init_fd < 0) {
+    result.failed_step = Step::kStartInit;
+    result.failed_errno = errno;
+    cap_free(program.empty_capabilities);
     return result;
   }
 
@@ -250,58 +278,31 @@ LaunchResult launchAndWait(const LaunchPlan& plan,
   sigaction(SIGCHLD, &default_action, &program.job_sigchld_action);
   sigprocmask(SIG_BLOCK, &program.forwarded_signals, &program.job_signal_mask);
 
-  auto restore = [&] {
-    sigprocmask(SIG_SETMASK, &program.job_signal_mask, nullptr);
-    sigaction(SIGCHLD, &program.job_sigchld_action, nullptr);
-    cap_free(program.empty_capabilities);
-  };
   int report_pipe[2];
-  int seccomp_pipe[2];
   if (pipe2(report_pipe, O_CLOEXEC) != 0) {
     result.failed_step = Step::kClone;
     result.failed_errno = errno;
-  } else if (pipe2(seccomp_pipe, O_CLOEXEC) != 0) {
-    result.failed_step = Step::kClone;
-    result.failed_errno = errno;
-    close(report_pipe[0]);
-    close(report_pipe[1]);
   } else {
     program.report_fd = report_pipe[1];
-    program.seccomp_fd = seccomp_pipe[0];
-    pid_t init = cloneIntoNamespaces();
-    if (init == 0) {
-      close(report_pipe[0]);
-      close(seccomp_pipe[1]);
-      runContainerInit(program);
-    }
+    program.report_fd_text = storage.keep(std::to_string(report_pipe[1]));
+    // The child inherits a copy of the descriptor table: its read end is closed by its execs.
+    pid_t init = cloneIntoNamespaces(program, stack);
+    int clone_errno = errno;
     close(report_pipe[1]);
-    close(seccomp_pipe[0]);
     if (init < 0) {
       result.failed_step = Step::kClone;
-      result.failed_errno = errno;
-      close(seccomp_pipe[1]);
+      result.failed_errno = clone_errno;
     } else {
-      // Compiling the filter takes about a millisecond: done here, it overlaps the child's setup.
-      try {
-        sendSeccomp(seccomp_pipe[1], compile_seccomp());
-      } catch (...) {
-        close(seccomp_pipe[1]);
-        close(report_pipe[0]);
-        kill(init, SIGKILL);
-        int ignored = 0;
-        while (waitpid(init, &ignored, 0) < 0 && errno == EINTR) {
-        }
-        restore();
-        throw;
-      }
-      close(seccomp_pipe[1]);
       result.init_wait_status = superviseInit(program, init, plan, &result.walltime_exceeded);
       readReports(report_pipe[0], result);
     }
     close(report_pipe[0]);
   }
 
-  restore();
+  close(program.init_fd);
+  sigprocmask(SIG_SETMASK, &program.job_signal_mask, nullptr);
+  sigaction(SIGCHLD, &program.job_sigchld_action, nullptr);
+  cap_free(program.empty_capabilities);
   return result;
 }
 

@@ -103,6 +103,26 @@ case $check in
     [ "$count" -le 5 ] || fail "$count processes visible inside, expected only the container's"
     echo "ok: $count processes visible, the host's marker is not"
     ;;
+  pid1)  # the namespace's PID 1 is kbatch-init, not the job, and the job cannot reach into it
+    [ "$runtime" = kbatch ] || fail "pid1 checks kbatch's own init"
+    expect "PID 1" "$(container sh -c 'tr "\0" "\n" </proc/1/cmdline | head -n 1')" "kbatch-init"
+    # The job is not PID 1, so signals it sends itself act as outside a container (a namespace's
+    # init would ignore them: pid_namespaces(7)).
+    expect "the job's own pid" "$(container sh -c 'echo $$')" "2"
+    expect "a job that sends itself SIGTERM" "$(how_it_ended setpriv --reuid "$uid" --regid "$gid" \
+      --clear-groups env USER="$TEST_USER" "$KBATCH" exec "$ROOTFS" -- sh -c 'kill -TERM $$; sleep 5' \
+      2>/dev/null)" "signal 15"
+    # Same uid, same user namespace: only the init's non-dumpable flag keeps the job out of what
+    # ptrace access guards (its memory, environment and descriptors).
+    container sh -c 'cat /proc/1/environ' >/dev/null 2>&1 && fail "the job read the init's environ"
+    container sh -c 'ls -l /proc/1/fd/' >/dev/null 2>&1 && fail "the job listed the init's descriptors"
+    container sh -c 'ls -l /proc/2/fd/ >/dev/null' || fail "the job cannot list its own descriptors: test is void"
+    # kbatch-init started by hand refuses instead of waiting for a job it does not have.
+    out=$(as_user "$(dirname "$KBATCH")/libexec/kbatch/kbatch-init" 1 2 2>&1)
+    expect "kbatch-init by hand: status" "$?" "125"
+    [[ $out == *"started by kbatch only"* ]] || fail "kbatch-init by hand said: $out"
+    echo "ok: PID 1 is kbatch-init, non-dumpable; the job is PID 2"
+    ;;
   seccomp_probe)  # every syscall the default profile denies fails with EPERM
     : "${PROBE:?}"
     cp "$PROBE" "$SCRATCH/probe" && chown "$TEST_USER:" "$SCRATCH/probe"

@@ -16,10 +16,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The seccomp filter is compiled in the parent while the child sets up the container
-// (runner/src/linux/launch.cc). A profile that does not compile must still stop the launch with
-// its own error, and leave no child behind: the child is waiting for the filter when it is killed.
-// Needs unprivileged user namespaces, as every container does.
+// The seccomp filter is compiled in the parent before clone (runner/src/linux/launch.cc). A
+// profile that does not compile must stop the launch with its own error, and leave no child
+// behind.
 TEST(RunInContainer, AProfileThatDoesNotCompileStopsTheLaunchAndLeavesNoChild) {
   const fs::path root = fs::temp_directory_path() / ("kbatch-run-job-test-" + std::to_string(getpid()));
   fs::remove_all(root);
@@ -32,6 +31,7 @@ TEST(RunInContainer, AProfileThatDoesNotCompileStopsTheLaunchAndLeavesNoChild) {
   request.environment = {"PATH=/usr/bin:/bin"};
   request.uid = getuid();
   request.gid = getgid();
+  request.init_executable = KBATCH_INIT_PATH;
   request.seccomp = policy::defaultSeccompProfile();
   policy::SeccompRule bad;
   bad.names = {"read"};

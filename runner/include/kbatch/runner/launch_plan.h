@@ -49,6 +49,9 @@ struct LaunchRequest {
   std::filesystem::path current_directory;    ///< the caller's cwd (filled by the caller)
   uid_t uid = 0;                              ///< the caller's real ids (filled by the caller)
   gid_t gid = 0;
+  /// kbatch-init, the container's PID 1: a static executable installed beside kbatch-full
+  /// (libexecdir/kbatch). Filled by the caller.
+  std::filesystem::path init_executable;
 };
 
 /// How the image becomes `/`.
@@ -100,6 +103,7 @@ struct LaunchPlan {
   gid_t outside_gid = 0, inside_gid = 0;
   std::optional<std::uint64_t> memory_bytes;
   std::optional<std::uint64_t> walltime_s;
+  std::string init_executable;            ///< canonical host path of kbatch-init
 };
 
 /// Seconds between the SIGTERM and the SIGKILL when a job runs past its walltime (TORQUE's
