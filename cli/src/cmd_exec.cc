@@ -217,6 +217,7 @@ runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) 
   request.fakeroot_allowed = site.fakerootAllowed();
   request.files = launch.files;
   request.seccomp = policy::effectiveSeccompProfile(site);
+  request.precompiled_seccomp = site.seccomp_program;
   request.memory_bytes = job.resources.mem_bytes;
   request.walltime_s = job.resources.walltime_s;
   request.current_directory = cwd;

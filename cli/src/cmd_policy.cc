@@ -21,6 +21,7 @@
 #include "kbatch/policy/seccomp_json.h"
 #include "kbatch/rewrite/parser.h"
 #include "kbatch/rewrite/units.h"
+#include "kbatch/runner/seccomp_filter.h"
 
 namespace kbatch::cli {
 namespace {
@@ -193,7 +194,9 @@ int runExportK8s(const PolicyCommand& command) {
 int runCompile(const PolicyCommand& command) {
   const std::string source = command.policy_file.value_or(policy::sitePolicyPath());
   const std::string output = command.output.value_or(policy::compiledPolicyPath(source));
-  policy::compileSitePolicy(source, output);
+  policy::compileSitePolicy(source, output, [](const policy::SeccompProfile& profile) {
+    return runner::precompileSeccompFilter(profile);
+  });
   std::printf("compiled %s into %s\n", source.c_str(), output.c_str());
   return exit_code::kOk;
 }

@@ -36,7 +36,7 @@ static_assert(sizeof(ResourceCeilings) == 256 && sizeof(SiteSettings) == 168 &&
               "a policy struct changed: update policy_compiled.cc and bump kFormat");
 static_assert(sizeof(SeccompArg) == 56 && sizeof(SeccompRule) == 88 && sizeof(SeccompProfile) == 88,
               "a seccomp struct changed: update policy_compiled.cc and bump kFormat");
-static_assert(sizeof(Policy) == 1376,
+static_assert(sizeof(Policy) == 1440 && sizeof(PrecompiledSeccomp) == 56,
               "Policy changed: update policy_compiled.cc and bump kFormat");
 
 NLOHMANN_JSON_SERIALIZE_ENUM(SeccompAction, {{SeccompAction::kAllow, "allow"},
@@ -122,7 +122,7 @@ namespace {
 using nlohmann::json;
 
 // Bumped whenever what is written changes meaning; a cache of another format is not used.
-constexpr int kFormat = 3;
+constexpr int kFormat = 4;
 
 template <typename T>
 void putOptional(json& out, const char* key, const std::optional<T>& value) {
@@ -203,6 +203,10 @@ json toJson(const Policy& p) {
           {"resources", toJson(p.resources)},
           {"seccomp", p.seccomp},
           {"seccomp_where", p.seccomp_where},
+          {"seccomp_program",
+           p.seccomp_program ? json::array({p.seccomp_program->build,
+                                            json::binary(p.seccomp_program->program)})
+                             : json(nullptr)},
           {"capabilities", p.capabilities},
           {"capabilities_where", p.capabilities_where},
           {"fakeroot", p.fakeroot},
@@ -233,6 +237,10 @@ Policy policyFromJson(const json& in) {
   p.resources = resourcesFromJson(in.at("resources"));
   in.at("seccomp").get_to(p.seccomp);
   in.at("seccomp_where").get_to(p.seccomp_where);
+  if (const json& program = in.at("seccomp_program"); !program.is_null()) {
+    p.seccomp_program = PrecompiledSeccomp{program.at(0).get<std::string>(),
+                                           program.at(1).get_binary()};
+  }
   in.at("capabilities").get_to(p.capabilities);
   in.at("capabilities_where").get_to(p.capabilities_where);
   in.at("fakeroot").get_to(p.fakeroot);

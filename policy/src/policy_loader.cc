@@ -837,16 +837,21 @@ Policy loadSitePolicyFile(const fs::path& policy_path) {
 
 std::string describeCompiledPolicy(const fs::path& policy_path) {
   std::string why_not;
-  if (currentCompiledPolicy(policy_path, readSitePolicyText(policy_path), &why_not)) {
-    return "compiled policy " + compiledPolicyPath(policy_path) + " is current";
+  if (auto compiled = currentCompiledPolicy(policy_path, readSitePolicyText(policy_path), &why_not)) {
+    return "compiled policy " + compiledPolicyPath(policy_path) + " is current" +
+           (compiled->seccomp_program
+                ? ", with its seccomp filter compiled by " + compiled->seccomp_program->build
+                : std::string());
   }
   return "compiled policy " + compiledPolicyPath(policy_path) + " not used: " + why_not;
 }
 
-void compileSitePolicy(const fs::path& policy_path, const fs::path& output) {
+void compileSitePolicy(const fs::path& policy_path, const fs::path& output,
+                       const SeccompPrecompiler& precompile) {
   const LoadOptions options;
   const std::string text = readSitePolicyText(policy_path);
   Policy policy = parsePolicyText(text, policy_path.string(), options);
+  if (precompile) policy.seccomp_program = precompile(policy.seccomp);
   std::vector<std::uint8_t> compiled = compilePolicy(policy, text, options.trusted_owners);
   // Replaced atomically, so a job never reads half a file.
   try {

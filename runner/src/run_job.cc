@@ -138,6 +138,15 @@ JobOutcome runInContainer(const LaunchRequest& request) {
   std::fflush(stdout);
   std::fflush(stderr);
   core::LaunchResult result = core::launchAndWait(plan, [&request] {
+    if (request.precompiled_seccomp) {
+      if (auto program = usablePrecompiledFilter(*request.precompiled_seccomp)) {
+        log::debug("seccomp: {} instructions, precompiled by kbatch policy compile",
+                   program->size());
+        return std::move(*program);
+      }
+      log::debug("seccomp: the precompiled filter is for {}, not this machine ({}); compiling",
+                 request.precompiled_seccomp->build, seccompBuildIdentity());
+    }
     std::vector<sock_filter> program = compileSeccompFilter(request.seccomp).program;
     log::debug("seccomp: {} instructions", program.size());
     return program;

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
@@ -144,6 +146,33 @@ CompiledSeccompFilter compileSeccompFilter(const policy::SeccompProfile& profile
                     " instructions; the kernel accepts at most " + std::to_string(BPF_MAXINSNS));
   }
   return compiled;
+}
+
+std::string seccompBuildIdentity() {
+  const scmp_version* version = seccomp_version();
+  char text[96];
+  std::snprintf(text, sizeof text, "libseccomp %u.%u.%u, seccomp API %u, arch %x", version->major,
+                version->minor, version->micro, seccomp_api_get(), seccomp_arch_native());
+  return text;
+}
+
+policy::PrecompiledSeccomp precompileSeccompFilter(const policy::SeccompProfile& profile) {
+  const std::vector<sock_filter> program = compileSeccompFilter(profile).program;
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(program.data());
+  return {seccompBuildIdentity(),
+          std::vector<std::uint8_t>(bytes, bytes + program.size() * sizeof(sock_filter))};
+}
+
+std::optional<std::vector<sock_filter>> usablePrecompiledFilter(
+    const policy::PrecompiledSeccomp& precompiled) {
+  const std::size_t size = precompiled.program.size();
+  if (size == 0 || size % sizeof(sock_filter) != 0 || size / sizeof(sock_filter) > BPF_MAXINSNS ||
+      precompiled.build != seccompBuildIdentity()) {
+    return std::nullopt;
+  }
+  std::vector<sock_filter> program(size / sizeof(sock_filter));
+  std::memcpy(program.data(), precompiled.program.data(), size);
+  return program;
 }
 
 }  // namespace kbatch::runner

@@ -42,6 +42,22 @@ grep -q "/etc/kbatch/policy.yaml:3" current.err || fail "the refusal does not na
   "$KBATCH" -vv exec "$ROOTFS" -- /bin/true 2> current-debug.err
 grep -q "parsing the YAML" current-debug.err && fail "a current compiled policy was not used: $(cat current-debug.err)"
 
+echo "== current: the job's seccomp filter is the one kbatch policy compile compiled"
+grep -q "with its seccomp filter compiled by libseccomp" check.out ||
+  fail "policy check does not report the precompiled seccomp filter: $(cat check.out)"
+"$WITH_POLICY" --compile "$KBATCH" permissive.yaml runuser -u "$TEST_USER" -- \
+  "$KBATCH" -vv exec "$ROOTFS" -- sh -c 'grep Seccomp: /proc/self/status' > precompiled.out 2> precompiled.err ||
+  fail "a job under the compiled permissive policy failed: $(cat precompiled.err)"
+grep -q "precompiled by kbatch policy compile" precompiled.err ||
+  fail "the precompiled seccomp filter was not used: $(cat precompiled.err)"
+grep -q "Seccomp:.*2" precompiled.out || fail "the job runs without its filter: $(cat precompiled.out)"
+# Under the YAML alone (no compiled policy) the filter is compiled at the job's start: the check
+# above can fail.
+"$WITH_POLICY" permissive.yaml runuser -u "$TEST_USER" -- \
+  "$KBATCH" -vv exec "$ROOTFS" -- true 2> yaml-only.err || fail "the job failed: $(cat yaml-only.err)"
+grep -q "precompiled by kbatch policy compile" yaml-only.err &&
+  fail "a precompiled filter was reported without a compiled policy"
+
 echo "== stale: compiled from a permissive text, the strict YAML still decides"
 "$WITH_POLICY" --compile "$KBATCH" --compiled-from permissive.yaml strict.yaml "$KBATCH" policy check > stale.out
 grep -q "not used: the policy file changed since it was compiled" stale.out ||

@@ -106,6 +106,27 @@ TEST(CompiledPolicy, TheBuiltInDefaultsRoundTrip) {
   EXPECT_EQ(loaded->seccomp.rules.size(), defaultSeccompProfile().rules.size());
 }
 
+TEST(CompiledPolicy, ThePrecompiledSeccompProgramRoundTrips) {
+  const std::string text = "version: 1\n";
+  Policy parsed = testing::parse(text);
+  EXPECT_FALSE(parsed.seccomp_program);  // only `kbatch policy compile` adds one
+  parsed.seccomp_program = PrecompiledSeccomp{"libseccomp 2.5.4, seccomp API 6, arch c000003e",
+                                              {0x20, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00}};
+  std::string why_not;
+  auto loaded = loadCompiledPolicy(asString(compilePolicy(parsed, text, owners())), text,
+                                   "test.yaml", owners(), &why_not);
+  ASSERT_TRUE(loaded) << why_not;
+  ASSERT_TRUE(loaded->seccomp_program);
+  EXPECT_EQ(loaded->seccomp_program->build, parsed.seccomp_program->build);
+  EXPECT_EQ(loaded->seccomp_program->program, parsed.seccomp_program->program);
+
+  parsed.seccomp_program.reset();
+  loaded = loadCompiledPolicy(asString(compilePolicy(parsed, text, owners())), text, "test.yaml",
+                              owners(), &why_not);
+  ASSERT_TRUE(loaded) << why_not;
+  EXPECT_FALSE(loaded->seccomp_program);
+}
+
 TEST(CompiledPolicy, AnotherPolicyTextIsNotUsed) {
   const std::string permissive = "images: {allowed: ['**']}\n";
   const std::string strict = "images: {allowed: ['registry.example.org/**']}\n";

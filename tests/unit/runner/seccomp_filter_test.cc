@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "kbatch/common/error.h"
 
@@ -121,6 +122,36 @@ TEST(SeccompFilter, BadOperatorIsAnErrorNamingTheRule) {
     EXPECT_NE(error.oneLine().find("SCMP_CMP_SOMETIMES"), std::string::npos);
     EXPECT_NE(error.oneLine().find("dup"), std::string::npos);
   }
+}
+
+// `kbatch policy compile` keeps the filter in the compiled policy; a job uses it only where this
+// machine would compile exactly that program.
+TEST(SeccompFilter, PrecompiledFilterIsTheCompiledProgramForThisMachineOnly) {
+  const SeccompProfile profile = policy::defaultSeccompProfile();
+  const policy::PrecompiledSeccomp precompiled = precompileSeccompFilter(profile);
+  const std::string identity = seccompBuildIdentity();
+  EXPECT_EQ(precompiled.build, identity);
+  EXPECT_NE(identity.find("libseccomp "), std::string::npos) << identity;
+  EXPECT_NE(identity.find("seccomp API "), std::string::npos) << identity;
+
+  auto usable = usablePrecompiledFilter(precompiled);
+  ASSERT_TRUE(usable);
+  const std::vector<sock_filter> compiled = compileSeccompFilter(profile).program;
+  ASSERT_EQ(usable->size(), compiled.size());
+  EXPECT_EQ(std::memcmp(usable->data(), compiled.data(), compiled.size() * sizeof(sock_filter)), 0);
+  EXPECT_EQ(runUnderFilter(CompiledSeccompFilter{*usable, {}, {}, {}}, [] {
+              return syscall(SYS_keyctl, 0, 0, 0, 0, 0) == -1 && errno == EPERM ? 0 : 1;
+            }), 0);
+
+  policy::PrecompiledSeccomp elsewhere = precompiled;
+  elsewhere.build = "libseccomp 2.4.0, seccomp API 3, arch c000003e";
+  EXPECT_FALSE(usablePrecompiledFilter(elsewhere));
+  policy::PrecompiledSeccomp truncated = precompiled;
+  truncated.program.pop_back();
+  EXPECT_FALSE(usablePrecompiledFilter(truncated));
+  policy::PrecompiledSeccomp empty = precompiled;
+  empty.program.clear();
+  EXPECT_FALSE(usablePrecompiledFilter(empty));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -119,6 +120,8 @@ struct Policy {
 
   SeccompProfile seccomp = defaultSeccompProfile();
   SourceLocation seccomp_where;
+  /// `seccomp` compiled to BPF, present only in a policy loaded from its compiled form.
+  std::optional<PrecompiledSeccomp> seccomp_program;
 
   std::vector<std::string> capabilities;  ///< CAP_* names a job may keep; none by default
   SourceLocation capabilities_where;
@@ -215,10 +218,16 @@ Policy loadSitePolicy();
 Policy loadSitePolicyFile(const std::filesystem::path& policy_path);
 /// `<policy_path>.compiled`: where compileSitePolicy writes and loadSitePolicyFile looks.
 std::string compiledPolicyPath(const std::filesystem::path& policy_path);
+/// Compiles a seccomp profile to BPF (the runner's, passed in: this module does not link
+/// libseccomp).
+using SeccompPrecompiler = std::function<PrecompiledSeccomp(const SeccompProfile&)>;
 /// Parses the site policy file and writes its compiled form to `output` (atomically, mode 0644):
-/// the loaded rules and the exact texts they came from. Loading then skips the YAML parse as long
-/// as the policy file and its seccomp profile keep those texts; otherwise it parses as before.
-void compileSitePolicy(const std::filesystem::path& policy_path, const std::filesystem::path& output);
+/// the loaded rules and the exact texts they came from, and, when `precompile` is given, the BPF
+/// program of its seccomp profile. Loading then skips the YAML parse (and the runner the seccomp
+/// compilation) as long as the policy file and its seccomp profile keep those texts; otherwise it
+/// parses as before.
+void compileSitePolicy(const std::filesystem::path& policy_path, const std::filesystem::path& output,
+                       const SeccompPrecompiler& precompile = {});
 /// One line: whether the compiled policy of `policy_path` is current, or why it is not used.
 std::string describeCompiledPolicy(const std::filesystem::path& policy_path);
 /// Loads one policy file; throws kbatch::Error naming file:line:column on any problem.

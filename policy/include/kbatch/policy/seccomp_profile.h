@@ -3,6 +3,7 @@
 /// that `kbatch policy seccomp --format oci` writes as the OCI/Kubernetes LinuxSeccomp JSON, so both
 /// backends enforce the same rules.
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,16 @@ struct SeccompProfile {
   std::vector<std::string> architectures;  ///< OCI names: "SCMP_ARCH_X86_64", ...
   std::vector<SeccompRule> rules;
   std::string origin;                      ///< "built-in default" or the profile file's path
+};
+
+/// A profile's BPF program compiled ahead of time by `kbatch policy compile` (with the runner's
+/// compileSeccompFilter) and kept in the compiled policy, so that no job start pays libseccomp's
+/// compilation. `build` names what produced it (libseccomp's version, the kernel's seccomp API
+/// level, the native architecture): the runner uses the program only when its own is the same,
+/// and compiles the profile otherwise. Opaque to this module.
+struct PrecompiledSeccomp {
+  std::string build;
+  std::vector<std::uint8_t> program;  ///< struct sock_filter[], as seccomp(2) takes it
 };
 
 /// The built-in default: allow everything a batch job needs, deny with EPERM what none needs

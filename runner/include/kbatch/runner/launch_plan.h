@@ -44,6 +44,9 @@ struct LaunchRequest {
   bool fakeroot_allowed = false;        ///< the site policy allows `fakeroot`
   std::vector<ContainerFile> files;
   policy::SeccompProfile seccomp;
+  /// `seccomp` compiled ahead of time (a compiled site policy's), used instead of compiling it when
+  /// this machine would compile the same program (usablePrecompiledFilter).
+  std::optional<policy::PrecompiledSeccomp> precompiled_seccomp;
   std::optional<std::uint64_t> memory_bytes;  ///< RLIMIT_DATA of the job (see docs in run_job.h)
   std::optional<std::uint64_t> walltime_s;    ///< SIGTERM, then SIGKILL after kWalltimeGraceSeconds
   std::filesystem::path current_directory;    ///< the caller's cwd (filled by the caller)

@@ -4,6 +4,7 @@
 
 #include <linux/filter.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,5 +23,18 @@ struct CompiledSeccompFilter {
 /// on x86-64) are left out; unknown syscall names are skipped and listed. Throws kbatch::Error
 /// naming the rule on an invalid action, argument operator or libseccomp failure.
 CompiledSeccompFilter compileSeccompFilter(const policy::SeccompProfile& profile);
+
+/// What a compiled filter depends on besides its profile: libseccomp's version, the running
+/// kernel's seccomp API level (libseccomp adapts actions and flags to it) and the native
+/// architecture, e.g. "libseccomp 2.5.4, seccomp API 6, arch c000003e".
+std::string seccompBuildIdentity();
+
+/// compileSeccompFilter's program as `kbatch policy compile` keeps it in the compiled policy.
+policy::PrecompiledSeccomp precompileSeccompFilter(const policy::SeccompProfile& profile);
+
+/// The program of `precompiled` if this machine would compile exactly it (same build identity)
+/// and it is a well-formed program; otherwise nullopt and the profile must be compiled.
+std::optional<std::vector<sock_filter>> usablePrecompiledFilter(
+    const policy::PrecompiledSeccomp& precompiled);
 
 }  // namespace kbatch::runner
