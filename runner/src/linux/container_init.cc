@@ -30,7 +30,6 @@ namespace {
 // Paths of the staging tmpfs (see mountStaging).
 constexpr const char* kStagingDir = "/tmp";
 constexpr const char* kNewRoot = "/newroot";
-constexpr const char* kOldRoot = "/oldroot";
 
 /// Exit status of a child that reported a failure (the parent reads the report, not this).
 constexpr int kFailedExit = 125;
@@ -259,12 +258,14 @@ void remountRootReadOnly(const ChildProgram& program) noexcept {
   if (!remountReadOnly(kNewRoot, flags)) fail(program, Step::kRemountRootReadOnly);
 }
 
-// Kernel: umount2(MNT_DETACH), pivot_root(".", "."), umount2(".", MNT_DETACH), chdir("/").
-// Man: pivot_root(2) ("pivot_root(".", ".")" in NOTES), umount(2). The host's tree is detached
-// first, then the staging tmpfs: afterwards nothing of the host is reachable except the binds.
+// Kernel: pivot_root(".", "."), umount2(".", MNT_DETACH), chdir("/").
+// Man: pivot_root(2) ("pivot_root(".", ".")" in NOTES), umount(2). The staging tmpfs ends up
+// stacked on the new root; detaching it detaches everything mounted below it too, the host's
+// tree at /oldroot included (one lazy unmount: each waits for an RCU grace period). Afterwards
+// nothing of the host is reachable except the binds (runner check no_host_mounts).
 void pivotToImage(const ChildProgram& program) noexcept {
-  if (umount2(kOldRoot, MNT_DETACH) != 0 || chdir(kNewRoot) != 0 ||
-      syscall(SYS_pivot_root, ".", ".") != 0 || umount2(".", MNT_DETACH) != 0 || chdir("/") != 0) {
+  if (chdir(kNewRoot) != 0 || syscall(SYS_pivot_root, ".", ".") != 0 ||
+      umount2(".", MNT_DETACH) != 0 || chdir("/") != 0) {
     fail(program, Step::kPivotToImage);
   }
 }

@@ -123,6 +123,14 @@ case $check in
     [[ $out == *"started by kbatch only"* ]] || fail "kbatch-init by hand said: $out"
     echo "ok: PID 1 is kbatch-init, non-dumpable; the job is PID 2"
     ;;
+  no_host_mounts)  # after the pivot nothing of the host's mount tree is left but the binds
+    [ "$runtime" = kbatch ] || fail "no_host_mounts checks kbatch's own mount tree"
+    points=$(container sh -c 'while read -r _ _ _ _ point _; do echo "$point"; done </proc/self/mountinfo')
+    grep -qx / <<<"$points" || fail "no root in the container's mountinfo: test is void: $points"
+    unexpected=$(grep -vxE '/|/proc|/sys(/.*)?|/dev(/.*)?|/tmp|/mnt' <<<"$points")
+    [ -z "$unexpected" ] || fail "mounts besides the image, /proc, /sys, /dev, /tmp and the bind: $unexpected"
+    echo "ok: $(wc -l <<<"$points") mounts, none of the host's or the staging tree's"
+    ;;
   seccomp_probe)  # every syscall the default profile denies fails with EPERM
     : "${PROBE:?}"
     cp "$PROBE" "$SCRATCH/probe" && chown "$TEST_USER:" "$SCRATCH/probe"
