@@ -16,7 +16,8 @@ namespace kbatch::cli {
 k8s::K8sSettings sitePodSettings(const policy::Policy& site,
                                  const policy::EvaluationContext& context) {
   k8s::K8sSettings settings;
-  settings.namespace_name = site.kubernetes.namespaceFor(context.user, context.groups);
+  settings.namespace_name = site.kubernetes.namespaceFor(
+      context.user, context.groups.empty() ? policy::callerGroupNames() : context.groups);
   settings.service_account = site.kubernetes.service_account;
   settings.node_names = site.kubernetes.node_names;
   settings.volumes = site.kubernetes.volumes;

@@ -110,6 +110,22 @@ std::string normalizeImageReference(const std::string& reference) {
   return ref + digest;
 }
 
+std::vector<std::string> callerGroupNames() {
+  std::vector<std::string> names;
+  std::vector<gid_t> gids(static_cast<std::size_t>(std::max(getgroups(0, nullptr), 0)) + 1);
+  int count = getgroups(static_cast<int>(gids.size()), gids.data());
+  gids.resize(static_cast<std::size_t>(std::max(count, 0)));
+  gids.push_back(getgid());
+  for (gid_t gid : gids) {
+    if (struct group* entry = getgrgid(gid)) {
+      if (std::find(names.begin(), names.end(), entry->gr_name) == names.end()) {
+        names.push_back(entry->gr_name);
+      }
+    }
+  }
+  return names;
+}
+
 EvaluationContext EvaluationContext::fromEnvironment() {
   EvaluationContext context;
   auto env = [](const char* name) -> std::optional<std::string> {
@@ -122,18 +138,6 @@ EvaluationContext EvaluationContext::fromEnvironment() {
   if (struct passwd* entry = getpwuid(context.uid)) {
     context.user = entry->pw_name;
     context.home = entry->pw_dir;
-  }
-  std::vector<gid_t> gids(static_cast<std::size_t>(std::max(getgroups(0, nullptr), 0)) + 1);
-  int count = getgroups(static_cast<int>(gids.size()), gids.data());
-  gids.resize(static_cast<std::size_t>(std::max(count, 0)));
-  gids.push_back(getgid());
-  for (gid_t gid : gids) {
-    if (struct group* entry = getgrgid(gid)) {
-      if (std::find(context.groups.begin(), context.groups.end(), entry->gr_name) ==
-          context.groups.end()) {
-        context.groups.push_back(entry->gr_name);
-      }
-    }
   }
   context.pbs_o_workdir = env("PBS_O_WORKDIR");
   if (!context.pbs_o_workdir) context.pbs_o_workdir = env("SLURM_SUBMIT_DIR");

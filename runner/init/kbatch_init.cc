@@ -122,6 +122,40 @@ bool parsePositive(const char* text, long* value) {
 
 }  // namespace
 
+// A freestanding program must still provide these four: compilers may emit calls to them (for a
+// struct's zero-initialisation, say) whatever -fno-builtin says.
+extern "C" {
+void* memset(void* destination, int value, decltype(sizeof 0) size) {
+  auto* bytes = static_cast<volatile unsigned char*>(destination);
+  for (decltype(size) i = 0; i < size; ++i) bytes[i] = static_cast<unsigned char>(value);
+  return destination;
+}
+void* memcpy(void* destination, const void* source, decltype(sizeof 0) size) {
+  auto* to = static_cast<volatile unsigned char*>(destination);
+  const auto* from = static_cast<const unsigned char*>(source);
+  for (decltype(size) i = 0; i < size; ++i) to[i] = from[i];
+  return destination;
+}
+void* memmove(void* destination, const void* source, decltype(sizeof 0) size) {
+  auto* to = static_cast<volatile unsigned char*>(destination);
+  const auto* from = static_cast<const unsigned char*>(source);
+  if (to < from) {
+    for (decltype(size) i = 0; i < size; ++i) to[i] = from[i];
+  } else {
+    for (decltype(size) i = size; i > 0; --i) to[i - 1] = from[i - 1];
+  }
+  return destination;
+}
+int memcmp(const void* left, const void* right, decltype(sizeof 0) size) {
+  const auto* a = static_cast<const unsigned char*>(left);
+  const auto* b = static_cast<const unsigned char*>(right);
+  for (decltype(size) i = 0; i < size; ++i) {
+    if (a[i] != b[i]) return a[i] < b[i] ? -1 : 1;
+  }
+  return 0;
+}
+}
+
 // The entry point: the kernel leaves argc at the stack pointer, argv right above it.
 extern "C" [[noreturn]] void kbatchInitEntry(long* stack) {
   run(stack[0], reinterpret_cast<char**>(stack + 1));
