@@ -4,13 +4,17 @@
 /// and the Kubernetes backend (libcurl, OpenSSL).
 ///
 /// Loading those libraries costs more than starting a container (bench/exec_start.sh), so
-/// kbatch is two executables behind one command, as git is with its dashed helpers:
+/// kbatch is three executables behind one command, as git is with its dashed helpers:
 ///   - `kbatch` (bindir) carries exec and run (every batch job starts one), and links
-///     full_only_delegate.cc: each function below re-executes kbatch-full with the same command
+///     full_only_delegate.cc: each function below re-executes a helper with the same command
 ///     line (and the same stdin, if exec already consumed it), and so does every command line
 ///     `kbatch` has no command for (`kbatch pull`, `kbatch help`, ...);
-///   - `kbatch-full` (libexecdir/kbatch) carries every command and links full_only.cc: the
-///     functions below do the work.
+///   - `kbatch-k8s` (libexecdir/kbatch) carries exec, run and the Kubernetes backend and its
+///     commands (runJobAsPod in pod_backend.cc; `kbatch k8s`, `kbatch manifest`): libcurl and
+///     OpenSSL, but not libarchive (with libxml2 and ICU) or libelf, which only pulls and builds
+///     need; it hands those to kbatch-full like the lean kbatch does;
+///   - `kbatch-full` (libexecdir/kbatch) carries every command and links full_only.cc and
+///     pod_backend.cc: the functions below do the work.
 /// A warm `kbatch exec REF` (a directory, or an image already unpacked in the store) never leaves
 /// the lean executable.
 

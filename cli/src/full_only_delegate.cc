@@ -1,7 +1,11 @@
-// The lean `kbatch`'s side of full_only.h: whatever needs the heavy subsystems is handed to
-// kbatch-full by re-executing it with this process's own command line (git runs its dashed
-// helpers the same way). execv(2) keeps the pid, the environment, the open descriptors, the
-// signal mask and the controlling terminal, so the batch system sees one process throughout.
+// The lean executables' side of full_only.h: whatever needs a subsystem this executable does not
+// link is handed to the helper that does, by re-executing it with this process's own command line
+// (git runs its dashed helpers the same way). execv(2) keeps the pid, the environment, the open
+// descriptors, the signal mask and the controlling terminal, so the batch system sees one process
+// throughout. Compiled into
+//   kbatch      which hands the Kubernetes backend and its commands to kbatch-k8s, the rest to
+//               kbatch-full;
+//   kbatch-k8s  (KBATCH_CARRIES_PODS) which carries those and hands the rest to kbatch-full.
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -11,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <string>
 #include <string_view>
 #include <system_error>
 
@@ -20,6 +25,10 @@
 #include "kbatch/common/error.h"
 #include "kbatch/common/exit_codes.h"
 #include "kbatch/common/log.h"
+
+#ifndef KBATCH_POD_COMMANDS
+#error "KBATCH_POD_COMMANDS must list the commands kbatch-k8s carries, separated by spaces"
+#endif
 
 
 namespace kbatch::cli {
@@ -32,31 +41,35 @@ char** saved_argv = nullptr;
 /// What exec --job-body read from stdin before it found it had to hand over.
 std::optional<std::string> consumed_stdin;
 
-/// Gives kbatch-full the stdin this process already read: a memory file with the same bytes
+constexpr const char* kFullHelper = "kbatch-full";
+constexpr const char* kPodHelper = "kbatch-k8s";
+
+/// Gives the helper the stdin this process already read: a memory file with the same bytes
 /// (the job's own stdin is /dev/null once its body has been read, so nothing else is lost).
 void replayConsumedStdin() {
   if (!consumed_stdin) return;
   int fd = ::memfd_create("kbatch-stdin", MFD_CLOEXEC);
-  if (fd < 0) throw Error("keep stdin for kbatch-full", "", describeErrno(errno));
+  if (fd < 0) throw Error("keep stdin for the helper", "", describeErrno(errno));
   std::string_view rest = *consumed_stdin;
   while (!rest.empty()) {
     ssize_t written = ::write(fd, rest.data(), rest.size());
     if (written < 0 && errno == EINTR) continue;
-    if (written < 0) throw Error("keep stdin for kbatch-full", "", describeErrno(errno));
+    if (written < 0) throw Error("keep stdin for the helper", "", describeErrno(errno));
     rest.remove_prefix(static_cast<std::size_t>(written));
   }
   if (::lseek(fd, 0, SEEK_SET) != 0 || ::dup2(fd, STDIN_FILENO) < 0) {
-    throw Error("keep stdin for kbatch-full", "", describeErrno(errno));
+    throw Error("keep stdin for the helper", "", describeErrno(errno));
   }
   ::close(fd);
 }
 
-/// Replaces this process with kbatch-full, same arguments; returns only by throwing.
-[[noreturn]] void handOverToFullKbatch(const char* reason) {
+/// Replaces this process with `helper_name`, same arguments; returns only by throwing.
+[[noreturn]] void handOverTo(const char* helper_name, const char* reason) {
   if (saved_argv == nullptr) {
-    throw Error("hand over to kbatch-full", reason, "main() did not record its arguments");
+    throw Error(std::string("hand over to ") + helper_name, reason,
+                "main() did not record its arguments");
   }
-  const fs::path helper = findHelperExecutable("kbatch-full");
+  const fs::path helper = findHelperExecutable(helper_name);
   log::debug("{}: continuing in {}", reason, helper.string());
   replayConsumedStdin();
   // Whatever this process printed must come out before the helper's own output.
@@ -78,9 +91,25 @@ std::string_view commandWord(int argc, char** argv, bool& asks_for_main_help) {
   return {};
 }
 
+[[noreturn]] void handOverToFullKbatch(const char* reason) { handOverTo(kFullHelper, reason); }
+
+#ifndef KBATCH_CARRIES_PODS
+/// Whether `word` is one of the commands kbatch-k8s carries (KBATCH_POD_COMMANDS, from CMake).
+bool isPodCommand(std::string_view word) {
+  std::string_view list = KBATCH_POD_COMMANDS;
+  while (!list.empty()) {
+    const auto space = list.find(' ');
+    if (list.substr(0, space) == word) return true;
+    list = space == std::string_view::npos ? std::string_view() : list.substr(space + 1);
+  }
+  return false;
+}
+#endif
+
 /// Runs before CLI11 parses: a command line whose command this executable carries stays here;
-/// everything else (`kbatch help`, `kbatch --help`, `kbatch pull`, an unknown word, no command)
-/// goes to kbatch-full, which answers it exactly as a single kbatch with every command would.
+/// the Kubernetes commands go to kbatch-k8s; everything else (`kbatch help`, `kbatch --help`,
+/// `kbatch pull`, an unknown word, no command) goes to kbatch-full, which answers it exactly as a
+/// single kbatch with every command would.
 void dispatchCommandLine(int argc, char** argv) {
   saved_argv = argv;
   bool asks_for_main_help = false;
@@ -96,6 +125,9 @@ void dispatchCommandLine(int argc, char** argv) {
     for (const auto& command : commandRegistry()) {
       if (command.name == word) return;
     }
+#ifndef KBATCH_CARRIES_PODS
+    if (isPodCommand(word)) handOverTo(kPodHelper, "this command is carried by kbatch-k8s");
+#endif
   }
   handOverToFullKbatch("this command is carried by kbatch-full");
 }
@@ -114,9 +146,11 @@ std::filesystem::path dependencyImageRoot(const std::optional<std::string>&,
   handOverToFullKbatch("a dependency image is needed");
 }
 
+#ifndef KBATCH_CARRIES_PODS
 int runJobAsPod(JobSpec, const std::optional<std::string>&) {
-  handOverToFullKbatch("the Kubernetes backend is needed");
+  handOverTo(kPodHelper, "the Kubernetes backend is needed");
 }
+#endif
 
 void rememberConsumedStdin(std::string consumed) { consumed_stdin = std::move(consumed); }
 

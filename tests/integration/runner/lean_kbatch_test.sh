@@ -1,6 +1,8 @@
 #!/bin/bash
-# The lean `kbatch` and its helper kbatch-full (cli/src/full_only.h), checked from outside:
+# The lean `kbatch` and its helpers kbatch-k8s and kbatch-full (cli/src/full_only.h), checked
+# from outside:
 #   1. the lean executable records no libcurl, libarchive, OpenSSL or libelf (kbatch-full does);
+#      kbatch-k8s records libcurl but not libarchive or libelf;
 #   2. it answers every command line exactly as kbatch-full does (help, errors, exit codes);
 #   3. a warm `kbatch exec` (a directory, an image already unpacked in the store) loads none of
 #      those libraries, and a cold one hands over to kbatch-full, stdin (--job-body) included.
@@ -11,6 +13,7 @@ ROOTFS=${2:?}
 TEST_USER=${3:?}
 SCRATCH=${4:?}
 FULL=$(dirname "$KBATCH")/libexec/kbatch/kbatch-full
+PODS=$(dirname "$KBATCH")/libexec/kbatch/kbatch-k8s
 HEAVY='libcurl|libarchive|libcrypto|libssl|libelf'
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -30,6 +33,13 @@ fi
 grep -q libcurl <<<"$full_needed" && grep -q libarchive <<<"$full_needed" ||
   fail "kbatch-full does not link libcurl and libarchive: the pattern would prove nothing"
 echo "ok: kbatch needs $(wc -l <<<"$lean_needed") libraries, kbatch-full $(wc -l <<<"$full_needed")"
+[ -x "$PODS" ] || fail "kbatch-k8s not built at $PODS"
+pods_needed=$(readelf -d "$PODS" | grep NEEDED) || fail "readelf failed on $PODS"
+grep -q libcurl <<<"$pods_needed" || fail "kbatch-k8s does not link libcurl"
+if grep -Eq 'libarchive|libelf' <<<"$pods_needed"; then
+  fail "kbatch-k8s needs what only images and builds need: $(grep -Eo '(libarchive|libelf)[^]]*' <<<"$pods_needed" | tr '\n' ' ')"
+fi
+echo "ok: kbatch-k8s needs $(wc -l <<<"$pods_needed") libraries: libcurl, no libarchive or libelf"
 
 # 2. One command: the same output and status for every kind of command line.
 same_answer() {
@@ -56,6 +66,17 @@ same_answer images --help
 same_answer rewrite --help
 same_answer no-such-command
 same_answer exec --no-such-flag "$ROOTFS" -- true
+same_answer k8s --help
+same_answer k8s run --help
+same_answer manifest --help
+same_answer help k8s
+# kbatch-k8s hands what it does not carry to kbatch-full, and answers as it does.
+for args in "pull --help" "images --help" "help" "no-such-command"; do
+  # shellcheck disable=SC2086
+  [ "$("$PODS" $args 2>&1; echo "status $?")" = "$("$FULL" $args 2>&1; echo "status $?")" ] ||
+    fail "kbatch-k8s $args answers differently from kbatch-full"
+done
+echo "ok: kbatch-k8s hands pull, images, help and unknown words to kbatch-full"
 help_text=$("$KBATCH" help)
 for command in exec run pull push images build deps policy rewrite submit-filter qsub; do
   grep -Eq "^ +$command( |$)" <<<"$help_text" || fail "kbatch help does not list $command"
@@ -71,6 +92,11 @@ out=$(as_user env LD_DEBUG=files "$KBATCH" exec "$ROOTFS" -- /bin/true 2>&1) ||
 out=$(as_user env LD_DEBUG=files "$KBATCH" images 2>&1) || fail "kbatch images failed: $out"
 [ -n "$(loaded_heavy "$out")" ] || fail "LD_DEBUG=files shows no library loads: the probe is void"
 echo "ok: exec from a directory loads no heavy library; kbatch images (in kbatch-full) does"
+# The Kubernetes commands go to kbatch-k8s: libcurl is loaded, libarchive is not.
+out=$(as_user env LD_DEBUG=files "$KBATCH" k8s --help 2>&1) || fail "kbatch k8s --help failed: $out"
+grep -Eq "calling init: .*libcurl" <<<"$out" || fail "kbatch k8s --help loaded no libcurl: not in a helper"
+grep -Eq "calling init: .*libarchive" <<<"$out" && fail "kbatch k8s --help went to kbatch-full (libarchive loaded)"
+echo "ok: kbatch k8s runs in kbatch-k8s (libcurl, no libarchive)"
 
 built=$(as_user "$KBATCH" -q build --from-binary /bin/true --tag lean-test --json) ||
   fail "kbatch build failed: $built"
