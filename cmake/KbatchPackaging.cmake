@@ -62,6 +62,10 @@ install(CODE "
          FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
   endif()")
 
+# ---- lintian's overrides, with the reasons (packaging/deb/lintian-overrides).
+install(FILES "${KBATCH_PACKAGING_DIR}/deb/lintian-overrides"
+        DESTINATION "${CMAKE_INSTALL_DATADIR}/lintian/overrides" RENAME kbatch)
+
 # ---- documentation: /usr/share/doc/kbatch, with Debian's copyright and changelog.
 install(FILES "${PROJECT_SOURCE_DIR}/README.md" "${KBATCH_PACKAGING_DIR}/deb/copyright"
         DESTINATION "${KBATCH_DOC_DIR}")
