@@ -341,6 +341,8 @@ void loadSeccomp(const ChildProgram& program) noexcept {
   execute(program);
 }
 
+int jobEntry(void* program) { runJob(*static_cast<const ChildProgram*>(program)); }
+
 // Kernel: fcntl(F_SETFD), execveat(2) with AT_EMPTY_PATH. Man: execveat(2), pid_namespaces(7).
 // This process is the namespace's PID 1 and shares kbatch's memory; it becomes kbatch-init (a
 // static executable, so the image needs no libc for it), which forwards signals to the job,
@@ -388,13 +390,14 @@ void loadSeccomp(const ChildProgram& program) noexcept {
   changeDirectory(program);
   setNoNewPrivs(program);
   dropCapabilities(program);
-  // vfork(2), as posix_spawn does. What runJob does before execve is safe in a child that shares
-  // our memory (which is kbatch's): it changes only per-task state (signal mask, its own copy of
-  // the handlers, its rlimits, its seccomp filter), allocates nothing, and ends in execve or
-  // _exit. This process is suspended until then.
-  pid_t job = vfork();
+  // clone(CLONE_VM|CLONE_VFORK) on a stack of the job's own, as posix_spawn does: unlike
+  // vfork(2) the child does not run on this process's stack frames. What runJob does before
+  // execve is safe in a child that shares our memory (which is kbatch's): it changes only
+  // per-task state (signal mask, its own copy of the handlers, its rlimits, its seccomp filter),
+  // allocates nothing, and ends in execve or _exit. This process is suspended until then.
+  pid_t job = clone(jobEntry, program.job_stack_top, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                    const_cast<ChildProgram*>(&program));
   if (job < 0) fail(program, Step::kStartJob);
-  if (job == 0) runJob(program);
   becomeInit(program, job);
 }
 
@@ -421,7 +424,7 @@ const char* describeStep(Step step) noexcept {
     case Step::kChangeDirectory: return "change to the working directory";
     case Step::kNoNewPrivs: return "set no_new_privs";
     case Step::kDropCapabilities: return "drop all capabilities";
-    case Step::kStartJob: return "start the job (vfork)";
+    case Step::kStartJob: return "start the job (clone)";
     case Step::kSetLimits: return "set resource limits";
     case Step::kLoadSeccomp: return "load the seccomp filter";
     case Step::kExecute: return "execute the command";

@@ -47,7 +47,7 @@ enum class Step : std::int32_t {
   kChangeDirectory,        // init: the job's working directory
   kNoNewPrivs,             // init: PR_SET_NO_NEW_PRIVS
   kDropCapabilities,       // init: bounding, ambient, inheritable, permitted, effective
-  kStartJob,               // init: vfork the job
+  kStartJob,               // init: clone the job (CLONE_VM|CLONE_VFORK)
   kSetLimits,              // job: RLIMIT_DATA
   kLoadSeccomp,            // job: the filter, last
   kExecute,                // job: execve(2)
@@ -106,6 +106,7 @@ struct ChildProgram {
   const char* const* exec_candidates = nullptr;
   std::size_t exec_candidate_count = 0;
   sock_fprog seccomp{};                 // compiled by the parent before clone
+  void* job_stack_top = nullptr;        // the job's own stack until it execs (launch.cc)
   int init_fd = -1;                     // kbatch-init, opened O_PATH|O_CLOEXEC before clone
   const char* report_fd_text = nullptr; // report_fd in decimal, kbatch-init's first argument
   cap_t empty_capabilities = nullptr;   // allocated by the parent with cap_init()

@@ -118,45 +118,51 @@ void prepare(const LaunchPlan& plan, ChildProgramStorage& storage, ChildProgram&
   }
 }
 
-/// The child's stack. Only the pages it touches are ever allocated; the guard page below it turns
-/// an overflow into a fault instead of a write into kbatch's memory.
-class ChildStack {
+/// The stacks of the setup child and of the job until it execs, one mapping: from low to high,
+/// guard, job stack, guard, setup stack. Only the pages they touch are ever allocated; the guard
+/// pages turn an overflow into a fault instead of a write into kbatch's memory.
+class ChildStacks {
  public:
-  static constexpr std::size_t kSize = 256 * 1024;
+  static constexpr std::size_t kSize = 128 * 1024;
   static constexpr std::size_t kGuard = 4096;
-  ChildStack() {
-    void* mapping = mmap(nullptr, kSize + kGuard, PROT_NONE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  static constexpr std::size_t kMapping = 2 * (kGuard + kSize);
+  ChildStacks() {
+    void* mapping =
+        mmap(nullptr, kMapping, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (mapping == MAP_FAILED) return;
-    if (mprotect(static_cast<char*>(mapping) + kGuard, kSize, PROT_READ | PROT_WRITE) != 0) {
-      munmap(mapping, kSize + kGuard);
+    char* bytes = static_cast<char*>(mapping);
+    if (mprotect(bytes + kGuard, kSize, PROT_READ | PROT_WRITE) != 0 ||
+        mprotect(bytes + 2 * kGuard + kSize, kSize, PROT_READ | PROT_WRITE) != 0) {
+      munmap(mapping, kMapping);
       return;
     }
-    base_ = mapping;
+    base_ = bytes;
   }
-  ~ChildStack() {
-    if (base_ != nullptr) munmap(base_, kSize + kGuard);
+  ~ChildStacks() {
+    if (base_ != nullptr) munmap(base_, kMapping);
   }
-  ChildStack(const ChildStack&) = delete;
-  ChildStack& operator=(const ChildStack&) = delete;
+  ChildStacks(const ChildStacks&) = delete;
+  ChildStacks& operator=(const ChildStacks&) = delete;
   bool valid() const { return base_ != nullptr; }
-  void* top() const { return static_cast<char*>(base_) + kGuard + kSize; }
+  void* jobTop() const { return base_ + kGuard + kSize; }
+  void* setupTop() const { return base_ + kMapping; }
 
  private:
-  void* base_ = nullptr;
+  char* base_ = nullptr;
 };
 
-int containerInitEntry(void* program) {
+// Not instrumented by AddressSanitizer: see runner/CMakeLists.txt.
+__attribute__((no_sanitize("address"))) int containerInitEntry(void* program) {
   runContainerInit(*static_cast<const ChildProgram*>(program));
 }
 
 /// clone(2) into new user, mount, PID and IPC namespaces, sharing this process's memory and
 /// suspending it until the child execs or exits (CLONE_VM|CLONE_VFORK). The child gets its own
 /// copies of the descriptor table and signal handlers (no CLONE_FILES, CLONE_SIGHAND).
-pid_t cloneIntoNamespaces(const ChildProgram& program, const ChildStack& stack) noexcept {
+pid_t cloneIntoNamespaces(const ChildProgram& program, const ChildStacks& stacks) noexcept {
   int flags = CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
               SIGCHLD;
-  return clone(containerInitEntry, stack.top(), flags,
+  return clone(containerInitEntry, stacks.setupTop(), flags,
                const_cast<ChildProgram*>(&program));
 }
 
@@ -247,8 +253,8 @@ LaunchResult launchAndWait(const LaunchPlan& plan,
     result.failed_errno = EINVAL;
     return result;
   }
-  ChildStack stack;
-  if (!stack.valid()) {
+  ChildStacks stacks;
+  if (!stacks.valid()) {
     result.failed_step = Step::kClone;
     result.failed_errno = errno;
     return result;
@@ -259,6 +265,7 @@ LaunchResult launchAndWait(const LaunchPlan& plan,
     result.failed_errno = errno;
     return result;
   }
+  program.job_stack_top = stacks.jobTop();
   program.init_fd = open(plan.init_executable.c_str(), O_PATH | O_CLOEXEC);
   if (program.init_fd < 0) {
     result.failed_step = Step::kStartInit;
@@ -286,7 +293,7 @@ LaunchResult launchAndWait(const LaunchPlan& plan,
     program.report_fd = report_pipe[1];
     program.report_fd_text = storage.keep(std::to_string(report_pipe[1]));
     // The child inherits a copy of the descriptor table: its read end is closed by its execs.
-    pid_t init = cloneIntoNamespaces(program, stack);
+    pid_t init = cloneIntoNamespaces(program, stacks);
     int clone_errno = errno;
     close(report_pipe[1]);
     if (init < 0) {
