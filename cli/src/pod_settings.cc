@@ -5,7 +5,9 @@
 
 #include <filesystem>
 #include <future>
+#include <string>
 #include <system_error>
+#include <vector>
 
 #include "kbatch/k8s/backend.h"
 #include "kbatch/k8s/manifest.h"
@@ -16,8 +18,10 @@ namespace kbatch::cli {
 k8s::K8sSettings sitePodSettings(const policy::Policy& site,
                                  const policy::EvaluationContext& context) {
   k8s::K8sSettings settings;
+  // The caller's groups matter only to a site that maps groups to namespaces.
   settings.namespace_name = site.kubernetes.namespaceFor(
-      context.user, context.groups.empty() ? policy::callerGroupNames() : context.groups);
+      context.user, site.kubernetes.group_namespaces.empty() ? std::vector<std::string>()
+                                                             : policy::callerGroupNames());
   settings.service_account = site.kubernetes.service_account;
   settings.node_names = site.kubernetes.node_names;
   settings.volumes = site.kubernetes.volumes;

@@ -61,7 +61,6 @@ inline EvaluationContext aliceContext() {
   EvaluationContext context;
   context.user = "alice";
   context.uid = 1234;
-  context.groups = {"physics"};
   context.home = "/home/alice";
   context.pbs_o_workdir = "/home/alice/run1";
   context.tmpdir = "/tmp/pbs.42.node01";

@@ -150,10 +150,6 @@ struct Policy {
 struct EvaluationContext {
   std::string user;
   uid_t uid = 0;
-  /// The caller's group names. fromEnvironment leaves them empty: only the Kubernetes namespace
-  /// choice needs them, and group lookups through NSS (LDAP, SSSD) can take far longer than a
-  /// local job's start. Fill them with callerGroupNames() where they are needed.
-  std::vector<std::string> groups;
   std::string home;                          ///< $HOME
   std::optional<std::string> pbs_o_workdir;  ///< $PBS_O_WORKDIR (or SLURM_SUBMIT_DIR)
   std::optional<std::string> tmpdir;         ///< $TMPDIR of the batch job
@@ -173,12 +169,14 @@ struct EvaluationContext {
   std::optional<Allocation> allocation;
 
   /// Fills user, uid, home, PBS_O_WORKDIR, TMPDIR, KBATCH_JOB_SCRATCH and the allocation from the
-  /// calling process and its environment (not groups: see above).
+  /// calling process and its environment.
   static EvaluationContext fromEnvironment();
 };
 
 /// The names of the calling process's groups (supplementary and primary), from the account
-/// database.
+/// database. Not part of EvaluationContext: no rule evaluates them, only the Kubernetes
+/// namespace choice reads them, and lookups through NSS (LDAP, SSSD) can take longer than a
+/// local job's whole start.
 std::vector<std::string> callerGroupNames();
 
 /// One rule applied to one thing the job asked for.
