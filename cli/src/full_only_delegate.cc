@@ -30,7 +30,6 @@
 #error "KBATCH_POD_COMMANDS must list the commands kbatch-k8s carries, separated by spaces"
 #endif
 
-
 namespace kbatch::cli {
 namespace {
 

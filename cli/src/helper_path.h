@@ -1,6 +1,6 @@
 #pragma once
-// kbatch's helper executables (kbatch-full, kbatch-init) live in libexecdir/kbatch, beside each
-// other; the build tree mirrors that layout below the directory of `kbatch`.
+// kbatch's helper executables (kbatch-full, kbatch-k8s, kbatch-init) live in libexecdir/kbatch,
+// beside each other; the build tree mirrors that layout below the directory of `kbatch`.
 
 #include <filesystem>
 #include <string_view>
@@ -8,9 +8,9 @@
 namespace kbatch::cli {
 
 /// The helper `name` of this same build, found from /proc/self/exe (never from $PATH or the
-/// environment): beside this executable when it is itself a helper, else in the installed layout
-/// (bindir/../libexec/kbatch), else in the build tree's. Throws kbatch::Error (exit 125) naming the
-/// installed path when there is none.
+/// environment): in the installed layout (bindir/../libexec/kbatch), else in the build tree's
+/// (libexec/kbatch below the directory of `kbatch`), else beside this executable (when it is
+/// itself a helper). Throws kbatch::Error (exit 125) naming the installed path when there is none.
 std::filesystem::path findHelperExecutable(std::string_view name);
 
 }  // namespace kbatch::cli

@@ -106,7 +106,7 @@ struct LaunchPlan {
   gid_t outside_gid = 0, inside_gid = 0;
   std::optional<std::uint64_t> memory_bytes;
   std::optional<std::uint64_t> walltime_s;
-  std::string init_executable;            ///< canonical host path of kbatch-init
+  std::string init_executable;            ///< host path of kbatch-init, as the caller found it
 };
 
 /// Seconds between the SIGTERM and the SIGKILL when a job runs past its walltime (TORQUE's
