@@ -15,6 +15,7 @@
 #   USER    who runs the commands (default: kbtest when run as root, else yourself)
 #   ROOTFS can be built with tests/integration/fixtures/make-rootfs.sh.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 kbatch=$(readlink -f "${1:?usage: exec_start.sh KBATCH ROOTFS [USER] [RUNS]}")
 rootfs=$(readlink -f "${2:?usage: exec_start.sh KBATCH ROOTFS [USER] [RUNS]}")
 user=${3:-$([ "$(id -u)" -eq 0 ] && echo kbtest || id -un)}
@@ -36,7 +37,7 @@ as_user=()
 [ "$(id -un)" != "$user" ] && as_user=(runuser -u "$user" --)
 # Run from / so that kbatch binds no working directory (ch-run binds none either).
 cd /
-interleave=$(cd "$(dirname "$0")" && pwd)/interleave.py
+interleave=$here/interleave.py
 "${as_user[@]}" env USER="$user" /usr/bin/python3 "$interleave" --runs "$runs" --export-json "$json" \
   -n kbatch "$kbatch exec $rootfs -- /bin/true" \
   "${full_args[@]}" \
@@ -47,7 +48,7 @@ interleave=$(cd "$(dirname "$0")" && pwd)/interleave.py
 
 site_json=
 if [ "$(id -u)" -eq 0 ]; then
-  repo=$(cd "$(dirname "$0")/.." && pwd)
+  repo=$(dirname "$here")
   site_json=$(mktemp /tmp/kbatch-exec-start-site.XXXXXX.json)
   chmod 666 "$site_json"
   trap 'rm -f "$json" "$site_json"' EXIT

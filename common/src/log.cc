@@ -2,20 +2,57 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 
-namespace kbatch::log {
+#include <atomic>
 
-void setup(Verbosity verbosity) {
-  auto logger = spdlog::stderr_color_mt("kbatch");
-  // -vv is for finding where time goes, too: its lines carry the time of day to the microsecond.
-  logger->set_pattern(verbosity == Verbosity::kDebug ? "kbatch: %H:%M:%S.%f %^%l%$: %v"
-                                                     : "kbatch: %^%l%$: %v");
+namespace kbatch::log {
+namespace {
+
+Verbosity chosen_verbosity = Verbosity::kNormal;
+std::atomic<spdlog::logger*> made_logger{nullptr};
+
+spdlog::level::level_enum thresholdOf(Verbosity verbosity) {
   switch (verbosity) {
-    case Verbosity::kQuiet: logger->set_level(spdlog::level::err); break;
-    case Verbosity::kNormal: logger->set_level(spdlog::level::warn); break;
-    case Verbosity::kVerbose: logger->set_level(spdlog::level::info); break;
-    case Verbosity::kDebug: logger->set_level(spdlog::level::debug); break;
+    case Verbosity::kQuiet:
+      return spdlog::level::err;
+    case Verbosity::kNormal:
+      return spdlog::level::warn;
+    case Verbosity::kVerbose:
+      return spdlog::level::info;
+    case Verbosity::kDebug:
+      return spdlog::level::debug;
   }
-  spdlog::set_default_logger(logger);
+  return spdlog::level::warn;
 }
 
+void configure(spdlog::logger& logger) {
+  // -vv is for finding where time goes, too: its lines carry the time of day to the microsecond.
+  logger.set_pattern(chosen_verbosity == Verbosity::kDebug ? "kbatch: %H:%M:%S.%f %^%l%$: %v"
+                                                           : "kbatch: %^%l%$: %v");
+  logger.set_level(thresholdOf(chosen_verbosity));
+}
+
+}  // namespace
+
+void setup(Verbosity verbosity) {
+  chosen_verbosity = verbosity;
+  // A message shown before main parsed the command line made the logger already.
+  if (spdlog::logger* logger = made_logger.load()) configure(*logger);
+}
+
+namespace detail {
+
+bool shown(spdlog::level::level_enum level) { return level >= thresholdOf(chosen_verbosity); }
+
+spdlog::logger& logger() {
+  static const std::shared_ptr<spdlog::logger> made = [] {
+    auto logger = spdlog::stderr_color_mt("kbatch");
+    configure(*logger);
+    spdlog::set_default_logger(logger);
+    made_logger.store(logger.get());
+    return logger;
+  }();
+  return *made;
+}
+
+}  // namespace detail
 }  // namespace kbatch::log

@@ -81,6 +81,11 @@ CompiledSeccompFilter compileSeccompFilter(const policy::SeccompProfile& profile
   if (!context) throw Error("compile seccomp profile", profile.origin, "seccomp_init failed");
   // The runner sets no_new_privs itself, as a named step, before the filter is loaded.
   check(seccomp_attr_set(context.get(), SCMP_FLTATR_CTL_NNP, 0), "no_new_privs attribute");
+  // A binary tree over syscall numbers instead of one comparison per rule in order: the kernel
+  // runs the filter on every syscall the job makes, and once per syscall number when the filter
+  // is loaded (to build its cache of always-allowed calls), so the job starts faster and runs
+  // with less overhead. The rules' actions do not depend on their order (each names its calls).
+  check(seccomp_attr_set(context.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2), "optimize attribute");
 
   compiled.architectures.push_back("native");  // seccomp_init always includes it
   for (const auto& name : profile.architectures) {
