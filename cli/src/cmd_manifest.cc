@@ -92,7 +92,8 @@ void runManifest(ManifestState& state, int* exit_code) {
   }
   if (job.image) job.image = pinnedPodImage(*job.image, site);
   job.job_id = k8s::effectiveJobId(job);
-  const k8s::K8sSettings settings = settingsFromFlags(state.k8s, sitePodSettings(site, context));
+  const k8s::K8sSettings settings =
+      settingsFromFlags(state.k8s, sitePodSettings(site, context, state.as_user));
 
   k8s::PodIdentity identity{getuid(), getgid(), {}};
   if (state.as_user) {

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <optional>
 #include <future>
 #include <string>
 #include <system_error>
@@ -16,12 +17,16 @@
 namespace kbatch::cli {
 
 k8s::K8sSettings sitePodSettings(const policy::Policy& site,
-                                 const policy::EvaluationContext& context) {
+                                 const policy::EvaluationContext& context,
+                                 const std::optional<std::string>& as_user) {
   k8s::K8sSettings settings;
-  // The caller's groups matter only to a site that maps groups to namespaces.
-  settings.namespace_name = site.kubernetes.namespaceFor(
-      context.user, site.kubernetes.group_namespaces.empty() ? std::vector<std::string>()
-                                                             : policy::callerGroupNames());
+  // The job's groups matter only to a site that maps groups to namespaces.
+  const std::string& user = as_user ? *as_user : context.user;
+  policy::GroupMembership groups;
+  if (!site.kubernetes.group_namespaces.empty()) {
+    groups = as_user ? policy::groupsOfUser(*as_user) : policy::callerGroups();
+  }
+  settings.namespace_name = site.kubernetes.namespaceFor(user, groups);
   settings.service_account = site.kubernetes.service_account;
   settings.node_names = site.kubernetes.node_names;
   settings.volumes = site.kubernetes.volumes;

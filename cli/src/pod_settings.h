@@ -3,6 +3,9 @@
 /// that makes a Pod or shows one: `kbatch exec --backend k8s`, `kbatch k8s run` and
 /// `kbatch manifest` build the same Pod for the same job.
 
+#include <optional>
+#include <string>
+
 #include "kbatch/k8s/settings.h"
 #include "kbatch/rewrite/job_spec.h"
 #include "kbatch/policy/policy.h"
@@ -10,9 +13,11 @@
 namespace kbatch::cli {
 
 /// The namespace (per user or group), service account, node-name map, claims and seccomp
-/// profile the policy gives this user's Pods.
+/// profile the policy gives the caller's Pods, or those of the account `as_user` names
+/// (`kbatch manifest --as-user`). Throws kbatch::Error when the namespace is ambiguous.
 k8s::K8sSettings sitePodSettings(const policy::Policy& site,
-                                 const policy::EvaluationContext& context);
+                                 const policy::EvaluationContext& context,
+                                 const std::optional<std::string>& as_user = std::nullopt);
 
 /// Runs the job's Pod(s) to the end and returns the exit code. The image is pinned to its digest
 /// (pinnedPodImage) while the nodes are looked up: both are a round trip. Without a working or

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "kbatch/common/error.h"
 #include "kbatch/policy/policy.h"
 #include "text_checks.h"
 
@@ -19,16 +20,32 @@ std::string SourceLocation::toString() const {
 }
 
 std::string KubernetesSettings::namespaceFor(const std::string& user,
-                                             const std::vector<std::string>& groups) const {
+                                             const GroupMembership& groups) const {
   if (auto found = user_namespaces.find(user); found != user_namespaces.end()) {
     return found->second;
   }
-  for (const auto& group : groups) {
-    if (auto found = group_namespaces.find(group); found != group_namespaces.end()) {
-      return found->second;
+  if (auto found = group_namespaces.find(groups.primary); found != group_namespaces.end()) {
+    return found->second;
+  }
+  std::string chosen_group;
+  std::string chosen;
+  for (const auto& group : groups.supplementary) {
+    auto found = group_namespaces.find(group);
+    if (found == group_namespaces.end()) continue;
+    if (chosen.empty()) {
+      chosen_group = group;
+      chosen = found->second;
+    } else if (found->second != chosen) {
+      throw Error("choose the Kubernetes namespace", "user " + user,
+                  "groups " + chosen_group + " (namespace " + chosen + ") and " + group +
+                      " (namespace " + found->second +
+                      ") map to different namespaces in kubernetes.namespace.groups",
+                  "submit with the group whose namespace you mean as the job's group (qsub -W "
+                  "group_list=GROUP, sbatch --gid=GROUP), or ask the admins to map the user in "
+                  "kubernetes.namespace.users");
     }
   }
-  return default_namespace;
+  return chosen.empty() ? default_namespace : chosen;
 }
 
 bool Policy::fakerootAllowed() const {
@@ -110,20 +127,51 @@ std::string normalizeImageReference(const std::string& reference) {
   return ref + digest;
 }
 
-std::vector<std::string> callerGroupNames() {
-  std::vector<std::string> names;
-  std::vector<gid_t> gids(static_cast<std::size_t>(std::max(getgroups(0, nullptr), 0)) + 1);
-  int count = getgroups(static_cast<int>(gids.size()), gids.data());
-  gids.resize(static_cast<std::size_t>(std::max(count, 0)));
-  gids.push_back(getgid());
-  for (gid_t gid : gids) {
-    if (struct group* entry = getgrgid(gid)) {
-      if (std::find(names.begin(), names.end(), entry->gr_name) == names.end()) {
-        names.push_back(entry->gr_name);
-      }
+namespace {
+
+std::string groupName(gid_t gid) {
+  const struct group* entry = getgrgid(gid);
+  return entry != nullptr ? std::string(entry->gr_name) : std::string();
+}
+
+GroupMembership membershipOf(gid_t primary, const std::vector<gid_t>& all) {
+  GroupMembership groups;
+  groups.primary = groupName(primary);
+  for (gid_t gid : all) {
+    if (gid == primary) continue;
+    std::string name = groupName(gid);
+    if (!name.empty() && std::find(groups.supplementary.begin(), groups.supplementary.end(),
+                                   name) == groups.supplementary.end()) {
+      groups.supplementary.push_back(std::move(name));
     }
   }
-  return names;
+  return groups;
+}
+
+}  // namespace
+
+GroupMembership callerGroups() {
+  std::vector<gid_t> gids(static_cast<std::size_t>(std::max(getgroups(0, nullptr), 0)));
+  int count = getgroups(static_cast<int>(gids.size()), gids.data());
+  gids.resize(static_cast<std::size_t>(std::max(count, 0)));
+  return membershipOf(getgid(), gids);
+}
+
+GroupMembership groupsOfUser(const std::string& user) {
+  const struct passwd* entry = getpwnam(user.c_str());
+  if (entry == nullptr) {
+    throw Error("look up the groups of", user, "no such user in the account database");
+  }
+  const gid_t primary = entry->pw_gid;
+  const std::string name = entry->pw_name;
+  std::vector<gid_t> gids(32);
+  int count = static_cast<int>(gids.size());
+  while (getgrouplist(name.c_str(), primary, gids.data(), &count) < 0) {
+    gids.resize(static_cast<std::size_t>(count) + 32);  // count now says how many there are
+    count = static_cast<int>(gids.size());
+  }
+  gids.resize(static_cast<std::size_t>(count));
+  return membershipOf(primary, gids);
 }
 
 EvaluationContext EvaluationContext::fromEnvironment() {

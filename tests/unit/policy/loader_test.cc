@@ -58,9 +58,9 @@ TEST(PolicyLoader, PackagedExampleLoadsWithEverySection) {
   EXPECT_EQ(policy.site.qsub_path, "/usr/bin/qsub");
   EXPECT_EQ(policy.site.image_cache, "/var/cache/kbatch/site-images");
   EXPECT_EQ(policy.site.registry, "registry.example.org");
-  EXPECT_EQ(policy.kubernetes.namespaceFor("alice", {}), "alice-jobs");
-  EXPECT_EQ(policy.kubernetes.namespaceFor("bob", {"users", "physics"}), "physics-jobs");
-  EXPECT_EQ(policy.kubernetes.namespaceFor("carol", {"users"}), "hpc-jobs");
+  EXPECT_EQ(policy.kubernetes.namespaceFor("alice", {"physics", {}}), "alice-jobs");
+  EXPECT_EQ(policy.kubernetes.namespaceFor("bob", {"users", {"physics"}}), "physics-jobs");
+  EXPECT_EQ(policy.kubernetes.namespaceFor("carol", {"users", {}}), "hpc-jobs");
   EXPECT_EQ(policy.kubernetes.service_account, "kbatch-job");
   EXPECT_EQ(policy.kubernetes.node_names.at("node02"), "k8s-node02");
   EXPECT_EQ(policy.kubernetes.volumes.at("/scratch"), "scratch-pvc");
@@ -251,6 +251,36 @@ TEST(PolicyLoader, KubernetesNamesAreValidated) {
             std::string::npos);
   Policy policy = parse("kubernetes: {namespace: batch}\n");
   EXPECT_EQ(policy.kubernetes.namespaceFor("anyone", {}), "batch");
+}
+
+TEST(PolicyLoader, TheNamespaceIsTheUsersThenThePrimaryGroupsThenOneTheOtherGroupsShare) {
+  Policy policy = parse(
+      "kubernetes:\n"
+      "  namespace:\n"
+      "    default: batch\n"
+      "    users: {alice: alice-jobs}\n"
+      "    groups: {physics: physics-jobs, chemistry: chemistry-jobs, lab: physics-jobs}\n");
+  const auto& k8s = policy.kubernetes;
+  // The user's own entry wins over any group.
+  EXPECT_EQ(k8s.namespaceFor("alice", {"chemistry", {"physics"}}), "alice-jobs");
+  // The job's group (qsub -W group_list) wins over the others, whatever their order.
+  EXPECT_EQ(k8s.namespaceFor("bob", {"chemistry", {"physics", "lab"}}), "chemistry-jobs");
+  EXPECT_EQ(k8s.namespaceFor("bob", {"physics", {"chemistry"}}), "physics-jobs");
+  // Other groups decide only when they agree.
+  EXPECT_EQ(k8s.namespaceFor("bob", {"users", {"lab", "audio", "physics"}}), "physics-jobs");
+  EXPECT_EQ(k8s.namespaceFor("bob", {"users", {"audio"}}), "batch");
+  try {
+    k8s.namespaceFor("bob", {"users", {"physics", "audio", "chemistry"}});
+    ADD_FAILURE() << "groups mapping to two namespaces chose one";
+  } catch (const Error& error) {
+    const std::string line = error.oneLine();
+    EXPECT_NE(line.find("user bob"), std::string::npos) << line;
+    EXPECT_NE(line.find("physics (namespace physics-jobs) and chemistry (namespace "
+                        "chemistry-jobs)"),
+              std::string::npos)
+        << line;
+    EXPECT_NE(line.find("group_list"), std::string::npos) << line;
+  }
 }
 
 TEST(PolicyLoader, SeccompProfileFileIsLoadedAndChecked) {

@@ -81,6 +81,13 @@ struct SiteSettings {
   std::vector<std::string> insecure_registries;
 };
 
+/// The groups a job runs with, by name: the primary group (the job's gid, which a batch system's
+/// `-W group_list=` or `sg` chooses) and the supplementary ones.
+struct GroupMembership {
+  std::string primary;
+  std::vector<std::string> supplementary;
+};
+
 struct KubernetesSettings {
   std::string default_namespace = "kbatch-jobs";
   std::map<std::string, std::string> user_namespaces;   ///< user -> namespace
@@ -90,9 +97,12 @@ struct KubernetesSettings {
   std::map<std::string, std::string> volumes;     ///< host path prefix -> PVC claim name
   std::string seccomp_localhost_profile = "kbatch/default.json";  ///< relative to kubelet's root
 
-  /// The namespace for a user: the user's own entry, else the first of their groups with one,
-  /// else the default.
-  std::string namespaceFor(const std::string& user, const std::vector<std::string>& groups) const;
+  /// The namespace of a job of `user`: the user's own entry, else the primary group's, else the
+  /// one namespace that the user's mapped supplementary groups share, else the default. Throws
+  /// kbatch::Error (naming the groups) when supplementary groups map to different namespaces:
+  /// the choice would otherwise follow the order the account database lists groups in, and a
+  /// job put in another project's namespace would get its quota and its volumes.
+  std::string namespaceFor(const std::string& user, const GroupMembership& groups) const;
 };
 
 /// A loaded policy. Rules not written in the file keep the built-in defaults (docs/policy.md).
@@ -173,11 +183,15 @@ struct EvaluationContext {
   static EvaluationContext fromEnvironment();
 };
 
-/// The names of the calling process's groups (supplementary and primary), from the account
-/// database. Not part of EvaluationContext: no rule evaluates them, only the Kubernetes
-/// namespace choice reads them, and lookups through NSS (LDAP, SSSD) can take longer than a
-/// local job's whole start.
-std::vector<std::string> callerGroupNames();
+/// The calling process's groups (getgid, getgroups) by name, from the account database; a group
+/// without a name is left out. Not part of EvaluationContext: no rule evaluates them, only the
+/// Kubernetes namespace choice reads them, and lookups through NSS (LDAP, SSSD) can take longer
+/// than a local job's whole start.
+GroupMembership callerGroups();
+
+/// The groups of the named account (its passwd entry's group and getgrouplist), by name. Throws
+/// kbatch::Error if there is no such user.
+GroupMembership groupsOfUser(const std::string& user);
 
 /// One rule applied to one thing the job asked for.
 struct RuleResult {
