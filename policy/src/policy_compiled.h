@@ -31,4 +31,11 @@ std::optional<Policy> loadCompiledPolicy(const std::string& compiled, const std:
                                          const std::string& name, const std::vector<uid_t>& owners,
                                          std::string* why_not);
 
+/// The site policy file's text, read as the YAML loader reads it (root-owned, size-limited).
+std::string readSitePolicyText(const std::filesystem::path& policy_path);
+
+/// The compiled policy for `policy_path` if it is current and trusted, else nullopt (`*why_not`).
+std::optional<Policy> currentCompiledPolicy(const std::filesystem::path& policy_path,
+                                            const std::string& text, std::string* why_not);
+
 }  // namespace kbatch::policy

@@ -789,43 +789,6 @@ Policy loadPolicyFile(const fs::path& path, const LoadOptions& options) {
 
 Policy loadPolicyFile(const fs::path& path) { return loadPolicyFile(path, LoadOptions{}); }
 
-const char* sitePolicyPath() { return KBATCH_POLICY_PATH; }
-
-std::string compiledPolicyPath(const fs::path& policy_path) {
-  return policy_path.string() + ".compiled";
-}
-
-namespace {
-
-/// The site policy file's text, read as loadPolicyFile reads it (root-owned, size-limited).
-std::string readSitePolicyText(const fs::path& policy_path) {
-  const LoadOptions options;
-  return detail::readTrustedFile(policy_path, options.trusted_owners, options.max_bytes, kLoadAction);
-}
-
-/// The compiled policy for `policy_path` if it is current and trusted, else nullopt (`*why_not`).
-std::optional<Policy> currentCompiledPolicy(const fs::path& policy_path, const std::string& text,
-                                            std::string* why_not) {
-  const std::string compiled_path = compiledPolicyPath(policy_path);
-  std::error_code error;
-  if (!fs::exists(fs::symlink_status(compiled_path, error))) {
-    *why_not = "there is none (kbatch policy compile writes it)";
-    return std::nullopt;
-  }
-  std::string compiled;
-  try {
-    compiled = detail::readTrustedFile(compiled_path, {0}, kMaxCompiledPolicyBytes,
-                                       "read compiled policy");
-  } catch (const Error& untrusted) {
-    *why_not = untrusted.oneLine();
-    return std::nullopt;
-  }
-  return loadCompiledPolicy(compiled, text, policy_path.string(), LoadOptions{}.trusted_owners,
-                            why_not);
-}
-
-}  // namespace
-
 Policy loadSitePolicyFile(const fs::path& policy_path) {
   const std::string text = readSitePolicyText(policy_path);
   std::string why_not;
@@ -833,17 +796,6 @@ Policy loadSitePolicyFile(const fs::path& policy_path) {
   log::debug("policy {}: parsing the YAML; the compiled policy is not used: {}", policy_path.string(),
              why_not);
   return parsePolicyText(text, policy_path.string(), LoadOptions{});
-}
-
-std::string describeCompiledPolicy(const fs::path& policy_path) {
-  std::string why_not;
-  if (auto compiled = currentCompiledPolicy(policy_path, readSitePolicyText(policy_path), &why_not)) {
-    return "compiled policy " + compiledPolicyPath(policy_path) + " is current" +
-           (compiled->seccomp_program
-                ? ", with its seccomp filter compiled by " + compiled->seccomp_program->build
-                : std::string());
-  }
-  return "compiled policy " + compiledPolicyPath(policy_path) + " not used: " + why_not;
 }
 
 void compileSitePolicy(const fs::path& policy_path, const fs::path& output,

@@ -232,6 +232,13 @@ const char* sitePolicyPath();
 /// exist. If $KBATCH_POLICY_OVERLAY names a file (owned by root or the caller, not writable by
 /// others), its rules are added to `also_required`: it can only make the policy stricter.
 Policy loadSitePolicy();
+
+/// The site policy when reading it needs no YAML parser: the built-in default where there is no
+/// policy file, else its compiled form if that is current (`kbatch policy compile`). nullopt, with
+/// why in `*why_not`, when only loadSitePolicy() can read it: the compiled policy is missing or
+/// stale, or $KBATCH_POLICY_OVERLAY names an overlay. Lives apart from the YAML loader, so an
+/// executable that calls only this links no yaml-cpp.
+std::optional<Policy> loadSitePolicyWithoutYaml(std::string* why_not);
 /// Loads a site policy file (root-owned, as loadSitePolicy does): from its compiled form
 /// (`<path>.compiled`, see compileSitePolicy) when that is current, else by parsing the YAML.
 Policy loadSitePolicyFile(const std::filesystem::path& policy_path);
