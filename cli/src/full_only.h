@@ -4,11 +4,13 @@
 /// and the Kubernetes backend (libcurl, OpenSSL).
 ///
 /// Loading those libraries costs more than starting a container (bench/exec_start.sh), so
-/// kbatch is three executables behind one command, as git is with its dashed helpers:
-///   - `kbatch` (bindir) carries exec and run (every batch job starts one), and links
-///     full_only_delegate.cc: each function below re-executes a helper with the same command
-///     line (and the same stdin, if exec already consumed it), and so does every command line
-///     `kbatch` has no command for (`kbatch pull`, `kbatch help`, ...);
+/// kbatch is several executables behind one command, as git is with its dashed helpers:
+///   - `kbatch` (bindir), the front end (exec_main.cc), runs exec and run (every batch job starts
+///     one) and links full_only_delegate.cc: each function below re-executes a helper with the
+///     same command line (and the same stdin, if exec already consumed it), and so does every
+///     command line it does not run itself: to kbatch-cli (exec and run with CLI11 and the YAML
+///     policy loader), kbatch-k8s or kbatch-full;
+///   - `kbatch-cli` (libexecdir/kbatch) links full_only_delegate.cc too;
 ///   - `kbatch-k8s` (libexecdir/kbatch) carries exec, run and the Kubernetes backend and its
 ///     commands (runJobAsPod in pod_backend.cc; `kbatch k8s`, `kbatch manifest`): libcurl and
 ///     OpenSSL, but not libarchive (with libxml2 and ICU) or libelf, which only pulls and builds

@@ -1,11 +1,12 @@
-// The lean executables' side of full_only.h: whatever needs a subsystem this executable does not
-// link is handed to the helper that does, by re-executing it with this process's own command line
-// (git runs its dashed helpers the same way). execv(2) keeps the pid, the environment, the open
-// descriptors, the signal mask and the controlling terminal, so the batch system sees one process
-// throughout. Compiled into
-//   kbatch      which hands the Kubernetes backend and its commands to kbatch-k8s, the rest to
-//               kbatch-full;
+// The lean executables' side of full_only.h and hand_over.h: whatever needs a subsystem this
+// executable does not link is handed to the helper that does, by re-executing it with this
+// process's own command line (git runs its dashed helpers the same way). execv(2) keeps the pid,
+// the environment, the open descriptors, the signal mask and the controlling terminal, so the
+// batch system sees one process throughout. Compiled into
+//   kbatch      the front end (exec_main.cc), and kbatch-cli, which hand the Kubernetes backend
+//               and its commands to kbatch-k8s, the rest to kbatch-full;
 //   kbatch-k8s  (KBATCH_CARRIES_PODS) which carries those and hands the rest to kbatch-full.
+// No CLI11 and no iostreams here: the front end links this.
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -14,13 +15,13 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
-#include <iostream>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <system_error>
 
-#include "command.h"
 #include "full_only.h"
+#include "hand_over.h"
 #include "helper_path.h"
 #include "kbatch/common/error.h"
 #include "kbatch/common/exit_codes.h"
@@ -62,8 +63,11 @@ void replayConsumedStdin() {
   ::close(fd);
 }
 
-/// Replaces this process with `helper_name`, same arguments; returns only by throwing.
-[[noreturn]] void handOverTo(const char* helper_name, const char* reason) {
+}  // namespace
+
+void recordArguments(char** argv) { saved_argv = argv; }
+
+void handOverTo(const char* helper_name, const std::string& reason) {
   if (saved_argv == nullptr) {
     throw Error(std::string("hand over to ") + helper_name, reason,
                 "main() did not record its arguments");
@@ -71,16 +75,14 @@ void replayConsumedStdin() {
   const fs::path helper = findHelperExecutable(helper_name);
   log::debug("{}: continuing in {}", reason, helper.string());
   replayConsumedStdin();
-  // Whatever this process printed must come out before the helper's own output.
-  std::cout.flush();
+  // Whatever this process printed must come out before the helper's own output (std::cout is
+  // synchronised with stdio, so its output is in stdio's buffers).
   std::fflush(nullptr);
   ::execv(helper.c_str(), saved_argv);
   throw Error("run", helper.string(), describeErrno(errno),
               "kbatch needs its helper for this command; reinstall kbatch");
 }
 
-/// The command word of a kbatch command line: the first word that is not a global flag (the
-/// global options -v, -q, --version and --help take no values). Empty when there is none.
 std::string_view commandWord(int argc, char** argv, bool& asks_for_main_help) {
   for (int i = 1; i < argc; ++i) {
     std::string_view word = argv[i];
@@ -90,7 +92,9 @@ std::string_view commandWord(int argc, char** argv, bool& asks_for_main_help) {
   return {};
 }
 
-[[noreturn]] void handOverToFullKbatch(const char* reason) { handOverTo(kFullHelper, reason); }
+namespace {
+
+[[noreturn]] void handOverToFullKbatch(const std::string& reason) { handOverTo(kFullHelper, reason); }
 
 #ifndef KBATCH_CARRIES_PODS
 /// Whether `word` is one of the commands kbatch-k8s carries (KBATCH_POD_COMMANDS, from CMake).
@@ -105,11 +109,10 @@ bool isPodCommand(std::string_view word) {
 }
 #endif
 
-/// Runs before CLI11 parses: a command line whose command this executable carries stays here;
-/// the Kubernetes commands go to kbatch-k8s; everything else (`kbatch help`, `kbatch --help`,
-/// `kbatch pull`, an unknown word, no command) goes to kbatch-full, which answers it exactly as a
-/// single kbatch with every command would.
-void dispatchCommandLine(int argc, char** argv) {
+}  // namespace
+
+void dispatchCommandLine(int argc, char** argv,
+                         const std::function<bool(std::string_view)>& carries) {
   saved_argv = argv;
   bool asks_for_main_help = false;
   std::string_view word = commandWord(argc, argv, asks_for_main_help);
@@ -121,9 +124,7 @@ void dispatchCommandLine(int argc, char** argv) {
     }
   }
   if (!word.empty() && !asks_for_main_help) {
-    for (const auto& command : commandRegistry()) {
-      if (command.name == word) return;
-    }
+    if (carries(word)) return;
 #ifndef KBATCH_CARRIES_PODS
     if (isPodCommand(word)) handOverTo(kPodHelper, "this command is carried by kbatch-k8s");
 #endif
@@ -131,12 +132,8 @@ void dispatchCommandLine(int argc, char** argv) {
   handOverToFullKbatch("this command is carried by kbatch-full");
 }
 
-const CommandLineHookRegistrar kDispatchRegistrar(&dispatchCommandLine);
-
-}  // namespace
-
 std::filesystem::path fetchImageRoot(const std::string& reference, const image::ResolveOptions&) {
-  handOverToFullKbatch(("image " + reference + " must be pulled, imported or unpacked").c_str());
+  handOverToFullKbatch("image " + reference + " must be pulled, imported or unpacked");
 }
 
 std::filesystem::path dependencyImageRoot(const std::optional<std::string>&,

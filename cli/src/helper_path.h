@@ -1,6 +1,7 @@
 #pragma once
-// kbatch's helper executables (kbatch-full, kbatch-k8s, kbatch-init) live in libexecdir/kbatch,
-// beside each other; the build tree mirrors that layout below the directory of `kbatch`.
+// kbatch's helper executables (kbatch-cli, kbatch-full, kbatch-k8s, kbatch-init) live in
+// libexecdir/kbatch, beside each other; the build tree mirrors that layout below the directory of
+// `kbatch`.
 
 #include <filesystem>
 #include <string_view>

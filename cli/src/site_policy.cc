@@ -8,11 +8,6 @@
 
 namespace kbatch::cli {
 
-const policy::Policy& sitePolicy() {
-  static const policy::Policy loaded = policy::loadSitePolicy();
-  return loaded;
-}
-
 void enforceSitePolicy(const JobSpec& job, const policy::EvaluationContext& context,
                        const std::string& action) {
   const policy::Decision decision = policy::evaluate(sitePolicy(), job, context);

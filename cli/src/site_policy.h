@@ -12,6 +12,7 @@
 namespace kbatch::cli {
 
 /// /etc/kbatch/policy.yaml (or the built-in default), with any tightening overlay; loaded once.
+/// Defined by site_policy_load.cc, or by the front end (exec_main.cc).
 const policy::Policy& sitePolicy();
 
 /// Evaluates the job; throws rewrite::JobRefused (a kbatch::Error, exit 125) whose one line holds

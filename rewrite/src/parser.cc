@@ -8,7 +8,7 @@
 #include <cctype>
 #include <fstream>
 #include <iterator>
-#include <sstream>
+#include <string_view>
 
 #include "directive_words.h"
 #include "script_lines.h"
@@ -16,6 +16,21 @@
 
 namespace kbatch::rewrite {
 namespace {
+
+/// `text` split at `separator` as std::getline splits a stream: no field after a final separator,
+/// none at all for an empty text. Not a stringstream: the first stream a process builds sets up
+/// the C++ locale, a millisecond of every `kbatch run` here.
+std::vector<std::string> splitFields(std::string_view text, char separator) {
+  std::vector<std::string> fields;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find(separator, start);
+    if (end == std::string_view::npos) end = text.size();
+    fields.emplace_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return fields;
+}
 
 using detail::Word;
 
@@ -95,9 +110,7 @@ void SpecBuilder::applyNodes(const std::string& value, const Location& where) {
     std::size_t plus = value.find('+', start);
     std::string part = value.substr(start, plus == std::string::npos ? std::string::npos
                                                                      : plus - start);
-    std::vector<std::string> fields;
-    std::stringstream stream(part);
-    for (std::string field; std::getline(stream, field, ':');) fields.push_back(field);
+    std::vector<std::string> fields = splitFields(part, ':');
     if (part.empty() || part.back() == ':' || fields.empty() || fields[0].empty()) {
       fail(where, "empty node request in 'nodes=" + value + "'", kForm);
     }
@@ -428,8 +441,7 @@ const SlurmOption* findSlurmShort(char name) {
 /// "gpu:2", "gpu:a100:2", "gpu" (1), "gres/gpu:2" -> GPU count; other gres contribute nothing.
 std::optional<int> countGpusInGres(const std::string& value, bool* malformed) {
   std::optional<int> total;
-  std::stringstream stream(value);
-  for (std::string entry; std::getline(stream, entry, ',');) {
+  for (std::string entry : splitFields(value, ',')) {
     if (startsWith(entry, "gres/")) entry = entry.substr(5);
     std::string name = entry.substr(0, entry.find(':'));
     if (name != "gpu") continue;
@@ -644,9 +656,7 @@ void SpecBuilder::applyKbatchDirective(const std::vector<Word>& words, const Loc
     } else if (name == "--bind") {
       constexpr std::string_view kForm = "--bind /SRC[:/DST[:ro|rw]]";
       BindMount bind;
-      std::vector<std::string> parts;
-      std::stringstream stream(value);
-      for (std::string part; std::getline(stream, part, ':');) parts.push_back(part);
+      std::vector<std::string> parts = splitFields(value, ':');
       if (parts.empty() || parts.size() > 3) fail(where, "bad bind '" + value + "'", kForm);
       bind.source = parts[0];
       bind.destination = parts.size() > 1 ? parts[1] : parts[0];

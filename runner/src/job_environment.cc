@@ -2,11 +2,12 @@
 
 #include "kbatch/runner/job_environment.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
+#include <cerrno>
 
 #include "kbatch/common/error.h"
 
@@ -203,13 +204,32 @@ void fillBatchContext(JobSpec& job, const std::map<std::string, std::string>& en
   }
   if (job.hosts.empty()) {
     if (auto* nodefile = lookup(environment, "PBS_NODEFILE")) {
-      std::ifstream in(*nodefile);
-      if (!in) {
-        throw Error("read PBS_NODEFILE", *nodefile, "cannot open it",
+      // read(2), not a stream: the first stream a process builds sets up the C++ locale, a
+      // millisecond of every job's start here.
+      int fd = ::open(nodefile->c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        throw Error("read PBS_NODEFILE", *nodefile, "cannot open it: " + describeErrno(errno),
                     "unset PBS_NODEFILE when not inside a batch job");
       }
-      for (std::string line; std::getline(in, line);) {
-        if (!line.empty()) job.hosts.push_back(line);
+      std::string text;
+      char buffer[4096];
+      ssize_t got;
+      while ((got = ::read(fd, buffer, sizeof buffer)) != 0) {
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+          const int error = errno;
+          ::close(fd);
+          throw Error("read PBS_NODEFILE", *nodefile, describeErrno(error));
+        }
+        text.append(buffer, static_cast<std::size_t>(got));
+      }
+      ::close(fd);
+      std::size_t start = 0;
+      while (start < text.size()) {
+        std::size_t end = text.find('\n', start);
+        if (end == std::string::npos) end = text.size();
+        if (end > start) job.hosts.push_back(text.substr(start, end - start));
+        start = end + 1;
       }
     } else if (auto* nodelist = first({"SLURM_JOB_NODELIST", "SLURM_NODELIST"})) {
       job.hosts = expandSlurmHostList(*nodelist);

@@ -1,8 +1,9 @@
 #!/bin/bash
-# The lean `kbatch` and its helpers kbatch-k8s and kbatch-full (cli/src/full_only.h), checked
-# from outside:
+# The lean `kbatch` and its helpers kbatch-cli, kbatch-k8s and kbatch-full (cli/src/full_only.h,
+# cli/src/exec_main.cc), checked from outside:
 #   1. the lean executable records no libcurl, libarchive, OpenSSL or libelf (kbatch-full does);
-#      kbatch-k8s records libcurl but not libarchive or libelf;
+#      kbatch-k8s records libcurl but not libarchive or libelf; the lean one links neither CLI11
+#      nor yaml-cpp (kbatch-cli does), so nothing builds the C++ streams before its main;
 #   2. it answers every command line exactly as kbatch-full does (help, errors, exit codes);
 #   3. a warm `kbatch exec` (a directory, an image already unpacked in the store) loads none of
 #      those libraries, and a cold one hands over to kbatch-full, stdin (--job-body) included.
@@ -40,6 +41,15 @@ if grep -Eq 'libarchive|libelf' <<<"$pods_needed"; then
   fail "kbatch-k8s needs what only images and builds need: $(grep -Eo '(libarchive|libelf)[^]]*' <<<"$pods_needed" | tr '\n' ' ')"
 fi
 echo "ok: kbatch-k8s needs $(wc -l <<<"$pods_needed") libraries: libcurl, no libarchive or libelf"
+CLI=$(dirname "$KBATCH")/libexec/kbatch/kbatch-cli
+[ -x "$CLI" ] || fail "kbatch-cli not built at $CLI"
+HEAVY_CXX='YAML::Parser::|CLI::App::App|std::ios_base::Init::Init'
+front_symbols=$(nm -C "$KBATCH" | grep -Eo "$HEAVY_CXX" | sort -u)
+[ -z "$front_symbols" ] || fail "the lean kbatch links: $(tr '\n' ' ' <<<"$front_symbols")"
+# The same probe finds all three in kbatch-cli, so the check above can fail.
+[ "$(nm -C "$CLI" | grep -Eo "$HEAVY_CXX" | sort -u | wc -l)" = 3 ] ||
+  fail "kbatch-cli does not link yaml-cpp, CLI11 and iostreams: the probe would prove nothing"
+echo "ok: the lean kbatch links no CLI11, yaml-cpp or iostreams; kbatch-cli does"
 
 # 2. One command: the same output and status for every kind of command line.
 same_answer() {
@@ -92,6 +102,24 @@ out=$(as_user env LD_DEBUG=files "$KBATCH" exec "$ROOTFS" -- /bin/true 2>&1) ||
 out=$(as_user env LD_DEBUG=files "$KBATCH" images 2>&1) || fail "kbatch images failed: $out"
 [ -n "$(loaded_heavy "$out")" ] || fail "LD_DEBUG=files shows no library loads: the probe is void"
 echo "ok: exec from a directory loads no heavy library; kbatch images (in kbatch-full) does"
+# A policy only the YAML loader reads (here an overlay) and a command line only CLI11 takes go to
+# kbatch-cli, and the job runs as it would have.
+# (An overlay must sit where only its owner or root can write: not in the shared scratch.)
+overlay_dir=$(mktemp -d /tmp/kbatch-lean-overlay.XXXXXX) && chmod 755 "$overlay_dir" ||
+  fail "cannot make a directory for the overlay"
+printf 'version: 1\nimages:\n  allowed: ["/**"]\n' >"$overlay_dir/overlay.yaml"
+chmod 644 "$overlay_dir/overlay.yaml"
+out=$(as_user env KBATCH_POLICY_OVERLAY="$overlay_dir/overlay.yaml" "$KBATCH" -vv exec "$ROOTFS" \
+        -- /bin/sh -c 'echo ran' 2>&1) || fail "exec under an overlay policy failed: $out"
+grep -q 'continuing in .*/kbatch-cli$' <<<"$out" && grep -q '^ran$' <<<"$out" ||
+  fail "exec under an overlay policy did not run in kbatch-cli: $out"
+rm -rf "$overlay_dir"
+out=$(as_user "$KBATCH" -vv exec "$ROOTFS" /bin/echo ran 2>&1)
+grep -q 'continuing in .*/kbatch-cli$' <<<"$out" && grep -q '^ran$' <<<"$out" ||
+  fail "a command line without -- did not run in kbatch-cli: $out"
+out=$(as_user "$KBATCH" -vv exec "$ROOTFS" -- /bin/sh -c 'echo ran' 2>&1)
+grep -q 'continuing in' <<<"$out" && fail "a plain exec left the front end: $out"
+echo "ok: an overlay policy and a command line for CLI11 continue in kbatch-cli; a plain exec does not"
 # The Kubernetes commands go to kbatch-k8s: libcurl is loaded, libarchive is not.
 out=$(as_user env LD_DEBUG=files "$KBATCH" k8s --help 2>&1) || fail "kbatch k8s --help failed: $out"
 grep -Eq "calling init: .*libcurl" <<<"$out" || fail "kbatch k8s --help loaded no libcurl: not in a helper"
