@@ -44,8 +44,14 @@ binds:
 kubernetes:
   namespace: default
 POLICY
+  # Compiled, as the .deb's postinst compiles an installed site's policy: jobs then read no YAML
+  # (an uncompiled policy sends each job through kbatch-cli, docs/policy.md).
+  compiler=$repo/build/kbatch
+  for ((i = 1; i < $#; i++)); do
+    [ "${!i}" = --build ] && { j=$((i + 1)); compiler=${!j}/kbatch; }
+  done
   exec env KBATCH_PAPER_STATE="$state" "$repo/tests/integration/with-site-policy.sh" \
-    "$state/site-policy.yaml" "$here/$(basename "$0")" "$@"
+    --compile "$compiler" "$state/site-policy.yaml" "$here/$(basename "$0")" "$@"
 fi
 runs=100
 build=$repo/build

@@ -11,7 +11,6 @@
 /// runs before main, and nothing builds a stream.
 
 #include <cstdio>
-#include <exception>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +22,7 @@
 #include "kbatch/common/log.h"
 #include "kbatch/policy/policy.h"
 #include "local_exec.h"
+#include "main_errors.h"
 #include "site_policy.h"
 
 #ifndef KBATCH_VERSION
@@ -90,13 +90,5 @@ int runFrontEnd(int argc, char** argv) {
 }  // namespace kbatch::cli
 
 int main(int argc, char** argv) {
-  try {
-    return kbatch::cli::runFrontEnd(argc, argv);
-  } catch (const kbatch::Error& error) {
-    std::fprintf(stderr, "%s\n", error.oneLine().c_str());
-    return error.exitCode();
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "kbatch: internal error: %s\n", error.what());
-    return kbatch::exit_code::kKbatchError;
-  }
+  return kbatch::cli::runReportingErrors([&] { return kbatch::cli::runFrontEnd(argc, argv); });
 }

@@ -2,12 +2,12 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <exception>
 
 #include "command.h"
 #include "kbatch/common/error.h"
 #include "kbatch/common/exit_codes.h"
 #include "kbatch/common/log.h"
+#include "main_errors.h"
 
 #ifndef KBATCH_VERSION
 #define KBATCH_VERSION "unknown"
@@ -95,13 +95,5 @@ int runMain(int argc, char** argv) {
 }  // namespace kbatch::cli
 
 int main(int argc, char** argv) {
-  try {
-    return kbatch::cli::runMain(argc, argv);
-  } catch (const kbatch::Error& error) {
-    std::fprintf(stderr, "%s\n", error.oneLine().c_str());
-    return error.exitCode();
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "kbatch: internal error: %s\n", error.what());
-    return kbatch::exit_code::kKbatchError;
-  }
+  return kbatch::cli::runReportingErrors([&] { return kbatch::cli::runMain(argc, argv); });
 }
