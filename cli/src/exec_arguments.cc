@@ -18,6 +18,22 @@ std::optional<int> wholeNumber(std::string_view text) {
   return value;
 }
 
+/// Reads one global flag (-v, -vv, --verbose, -q, --quiet) into `line`; false for any other
+/// word, and for a second -q (CLI11's to judge).
+bool readGlobalFlag(std::string_view word, FrontCommandLine& line) {
+  if (word == "--verbose") return ++line.verbose, true;
+  if (word == "-q" || word == "--quiet") {
+    if (line.quiet) return false;
+    return line.quiet = true;
+  }
+  if (word.size() >= 2 && word[0] == '-' &&
+      word.find_first_not_of('v', 1) == std::string_view::npos) {
+    line.verbose += static_cast<int>(word.size() - 1);
+    return true;
+  }
+  return false;
+}
+
 class Parser {
  public:
   Parser(int argc, const char* const* argv) : argc_(argc), argv_(argv) {}
@@ -95,19 +111,7 @@ class Parser {
   }
 
  private:
-  bool globalFlag(std::string_view word) {
-    if (word == "--verbose") return ++line_.verbose, true;
-    if (word == "-q" || word == "--quiet") {
-      if (line_.quiet) return false;
-      return line_.quiet = true;
-    }
-    if (word.size() >= 2 && word[0] == '-' &&
-        word.find_first_not_of('v', 1) == std::string_view::npos) {
-      line_.verbose += static_cast<int>(word.size() - 1);
-      return true;
-    }
-    return false;
-  }
+  bool globalFlag(std::string_view word) { return readGlobalFlag(word, line_); }
 
   static bool isFlag(std::string_view name) {
     return name == "--cleanenv" || name == "--writable-tmpfs" || name == "--fakeroot";
@@ -164,6 +168,13 @@ class Parser {
 
 std::optional<FrontCommandLine> parseFrontCommandLine(int argc, const char* const* argv) {
   return Parser(argc, argv).parse();
+}
+
+log::Verbosity leadingVerbosity(int argc, const char* const* argv) {
+  FrontCommandLine globals;
+  int i = 1;
+  while (i < argc && readGlobalFlag(argv[i], globals)) ++i;
+  return globals.verbosity();
 }
 
 }  // namespace kbatch::cli

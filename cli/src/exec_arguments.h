@@ -8,6 +8,7 @@
 
 #include <optional>
 
+#include "kbatch/common/log.h"
 #include "local_exec.h"
 
 namespace kbatch::cli {
@@ -15,6 +16,7 @@ namespace kbatch::cli {
 struct FrontCommandLine {
   int verbose = 0;  ///< -v, -vv, --verbose (repeatable)
   bool quiet = false;
+  log::Verbosity verbosity() const { return log::verbosityFromFlags(verbose, quiet); }
   enum class Command { kExec, kRun } command = Command::kExec;
   ExecCommand exec;  ///< when command is kExec
   RunCommand run;    ///< when command is kRun
@@ -22,5 +24,9 @@ struct FrontCommandLine {
 
 /// argv as main() gets it.
 std::optional<FrontCommandLine> parseFrontCommandLine(int argc, const char* const* argv);
+
+/// The verbosity the global flags before the command word ask for, read as
+/// parseFrontCommandLine reads them: for logging the hand-over of a command line it does not take.
+log::Verbosity leadingVerbosity(int argc, const char* const* argv);
 
 }  // namespace kbatch::cli

@@ -48,13 +48,6 @@ const policy::Policy& sitePolicy() {
 
 namespace {
 
-log::Verbosity verbosityOf(const FrontCommandLine& line) {
-  if (line.quiet) return log::Verbosity::kQuiet;
-  if (line.verbose == 1) return log::Verbosity::kVerbose;
-  if (line.verbose >= 2) return log::Verbosity::kDebug;
-  return log::Verbosity::kNormal;
-}
-
 int runFrontEnd(int argc, char** argv) {
   recordArguments(argv);
   if (argc == 2 && std::string_view(argv[1]) == "--version") {
@@ -68,20 +61,10 @@ int runFrontEnd(int argc, char** argv) {
   }
   std::optional<FrontCommandLine> line = parseFrontCommandLine(argc, argv);
   if (!line) {
-    // -vv before the command word shows the hand-over too.
-    FrontCommandLine globals;
-    for (int i = 1; i < argc && std::string_view(argv[i]) != word; ++i) {
-      std::string_view flag = argv[i];
-      if (flag == "-q" || flag == "--quiet") globals.quiet = true;
-      if (flag == "--verbose") ++globals.verbose;
-      if (flag.size() >= 2 && flag[0] == '-' && flag.find_first_not_of('v', 1) == flag.npos) {
-        globals.verbose += static_cast<int>(flag.size() - 1);
-      }
-    }
-    log::setup(verbosityOf(globals));
+    log::setup(leadingVerbosity(argc, argv));  // -vv before the command word shows the hand-over
     handOverTo(kCliHelper, "the command line is for CLI11's parser");
   }
-  log::setup(verbosityOf(*line));
+  log::setup(line->verbosity());
   if (line->command == FrontCommandLine::Command::kExec) runExec(line->exec);
   runScript(line->run);
 }

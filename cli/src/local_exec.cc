@@ -19,6 +19,7 @@
 #include "kbatch/common/base64.h"
 #include "kbatch/common/error.h"
 #include "kbatch/common/log.h"
+#include "kbatch/common/read_all.h"
 #include "kbatch/image/dependency_image.h"
 #include "kbatch/image/resolve.h"
 #include "kbatch/policy/seccomp_profile.h"
@@ -35,22 +36,8 @@ namespace fs = std::filesystem;
 /// Where the decoded job body is written inside the container (its private, read-only /dev).
 constexpr const char* kJobBodyPath = "/dev/kbatch-job-body";
 
-/// All of `fd` until end of file. read(2), not a stream: constructing the first stream sets up
-/// the C++ locale, which costs each job start more than a millisecond here.
-std::string readAll(int fd, const std::string& what) {
-  std::string text;
-  char buffer[65536];
-  for (;;) {
-    ssize_t got = ::read(fd, buffer, sizeof buffer);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) throw Error("read", what, describeErrno(errno));
-    if (got == 0) return text;
-    text.append(buffer, static_cast<std::size_t>(got));
-  }
-}
-
 std::string readAllStdin() {
-  std::string text = readAll(STDIN_FILENO, "stdin");
+  std::string text = readToEnd(STDIN_FILENO, "read", "stdin");
   rememberConsumedStdin(text);
   return text;
 }
@@ -231,7 +218,7 @@ std::string readJobScript(const fs::path& path) {
     throw Error("read job script", path.string(), describeErrno(errno), {}, exit_code::kNotFound);
   }
   try {
-    std::string text = readAll(fd, "job script " + path.string());
+    std::string text = readToEnd(fd, "read", "job script " + path.string());
     ::close(fd);
     return text;
   } catch (...) {
@@ -306,7 +293,6 @@ void runScript(RunCommand& command) {
   job.submit_dir = cwd;
   runner::exitLikeJob(runJobLocally(job, launch));
 }
-
 
 void runExec(ExecCommand& command) {
   runner::refuseToRunSetuid();

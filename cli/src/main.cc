@@ -73,13 +73,8 @@ int runMain(int argc, char** argv) {
   });
 
   // Logging must be configured before any subcommand callback runs.
-  app.parse_complete_callback([&] {
-    auto verbosity = log::Verbosity::kNormal;
-    if (globals.quiet) verbosity = log::Verbosity::kQuiet;
-    else if (globals.verbose == 1) verbosity = log::Verbosity::kVerbose;
-    else if (globals.verbose >= 2) verbosity = log::Verbosity::kDebug;
-    log::setup(verbosity);
-  });
+  app.parse_complete_callback(
+      [&] { log::setup(log::verbosityFromFlags(globals.verbose, globals.quiet)); });
 
   try {
     app.parse(argc, argv);

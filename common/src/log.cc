@@ -33,6 +33,13 @@ void configure(spdlog::logger& logger) {
 
 }  // namespace
 
+Verbosity verbosityFromFlags(int verbose_count, bool quiet) {
+  if (quiet) return Verbosity::kQuiet;
+  if (verbose_count == 1) return Verbosity::kVerbose;
+  if (verbose_count >= 2) return Verbosity::kDebug;
+  return Verbosity::kNormal;
+}
+
 void setup(Verbosity verbosity) {
   chosen_verbosity = verbosity;
   // A message shown before main parsed the command line made the logger already.

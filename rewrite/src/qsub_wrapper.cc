@@ -14,6 +14,7 @@
 
 #include "kbatch/common/exit_codes.h"
 #include "kbatch/common/log.h"
+#include "kbatch/common/read_all.h"
 #include "kbatch/rewrite/submit.h"
 
 namespace kbatch::rewrite {
@@ -85,19 +86,7 @@ bool isExecutableFile(const std::filesystem::path& path) {
 }  // namespace
 
 std::string readAllStandardInput() {
-  std::string content;
-  char buffer[65536];
-  while (true) {
-    ssize_t n = ::read(STDIN_FILENO, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      throw Error("read job script", "STDIN", describeErrno(err));
-    }
-    if (n == 0) break;
-    content.append(buffer, static_cast<std::size_t>(n));
-  }
-  return content;
+  return readToEnd(STDIN_FILENO, "read job script", "STDIN");
 }
 
 int ProcessQsubInvoker::invoke(const std::filesystem::path& qsub,

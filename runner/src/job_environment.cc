@@ -10,6 +10,7 @@
 #include <cerrno>
 
 #include "kbatch/common/error.h"
+#include "kbatch/common/read_all.h"
 
 extern char** environ;
 
@@ -204,24 +205,17 @@ void fillBatchContext(JobSpec& job, const std::map<std::string, std::string>& en
   }
   if (job.hosts.empty()) {
     if (auto* nodefile = lookup(environment, "PBS_NODEFILE")) {
-      // read(2), not a stream: the first stream a process builds sets up the C++ locale, a
-      // millisecond of every job's start here.
       int fd = ::open(nodefile->c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) {
         throw Error("read PBS_NODEFILE", *nodefile, "cannot open it: " + describeErrno(errno),
                     "unset PBS_NODEFILE when not inside a batch job");
       }
       std::string text;
-      char buffer[4096];
-      ssize_t got;
-      while ((got = ::read(fd, buffer, sizeof buffer)) != 0) {
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) {
-          const int error = errno;
-          ::close(fd);
-          throw Error("read PBS_NODEFILE", *nodefile, describeErrno(error));
-        }
-        text.append(buffer, static_cast<std::size_t>(got));
+      try {
+        text = readToEnd(fd, "read PBS_NODEFILE", *nodefile);
+      } catch (...) {
+        ::close(fd);
+        throw;
       }
       ::close(fd);
       std::size_t start = 0;

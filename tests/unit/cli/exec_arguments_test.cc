@@ -172,5 +172,18 @@ TEST(FrontEndArguments, RefusesWhatCli11Refuses) {
   }
 }
 
+TEST(FrontEndArguments, TheVerbosityOfAHandedOverCommandLineIsThatOfItsLeadingFlags) {
+  auto leading = [](const Words& words) {
+    Argv argv(words);
+    return leadingVerbosity(argv.argc(), argv.pointers.data());
+  };
+  EXPECT_EQ(leading({"-vv", "exec", "--help"}), log::Verbosity::kDebug);
+  EXPECT_EQ(leading({"-v", "--verbose", "exec", "/rootfs", "true"}), log::Verbosity::kDebug);
+  EXPECT_EQ(leading({"--verbose", "run"}), log::Verbosity::kVerbose);
+  EXPECT_EQ(leading({"-v", "-q", "pull", "x"}), log::Verbosity::kQuiet);
+  // Flags after the command word are the command's: the hand-over logs at the default.
+  EXPECT_EQ(leading({"exec", "-vv", "--help"}), log::Verbosity::kNormal);
+}
+
 }  // namespace
 }  // namespace kbatch::cli

@@ -14,6 +14,9 @@ namespace kbatch::log {
 
 enum class Verbosity { kQuiet, kNormal, kVerbose, kDebug };
 
+/// The verbosity kbatch's global flags ask for: -q wins, one -v is kVerbose, two or more kDebug.
+Verbosity verbosityFromFlags(int verbose_count, bool quiet);
+
 /// Sets the verbosity (kNormal until called: warnings and errors); call once from main.
 void setup(Verbosity verbosity);
 
