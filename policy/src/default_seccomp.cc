@@ -1,6 +1,8 @@
 #include "kbatch/policy/seccomp_profile.h"
 
 #include <cerrno>
+#include <sched.h>
+#include <utility>
 
 namespace kbatch::policy {
 
@@ -17,9 +19,31 @@ SeccompProfile defaultSeccompProfile() {
   deny({"mount", "umount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen",
         "fsconfig", "fsmount", "fspick", "mount_setattr"},
        "a job must not change its filesystem view; the runner set it up before the job started");
-  deny({"unshare", "setns", "clone3"},
-       "new namespaces would let a job undo the runner's isolation (clone3 cannot be filtered by "
-       "flags, so it fails and libc falls back to clone)");
+  deny({"unshare", "setns"}, "new namespaces would let a job undo the runner's isolation");
+  // clone(2) must stay: every threaded program (OpenMP, MPI progress threads, Python) and every
+  // fork uses it. Only its namespace flags are refused, one rule per flag because the rules for a
+  // syscall are alternatives and one masked comparison cannot say "any of these bits".
+  const std::pair<unsigned long long, const char*> namespace_flags[] = {
+      {CLONE_NEWNS, "CLONE_NEWNS"},   {CLONE_NEWUTS, "CLONE_NEWUTS"},
+      {CLONE_NEWIPC, "CLONE_NEWIPC"}, {CLONE_NEWUSER, "CLONE_NEWUSER"},
+      {CLONE_NEWPID, "CLONE_NEWPID"}, {CLONE_NEWNET, "CLONE_NEWNET"},
+      {CLONE_NEWCGROUP, "CLONE_NEWCGROUP"}};
+  for (const auto& [flag, flag_name] : namespace_flags) {
+    profile.rules.push_back(
+        {{"clone"},
+         SeccompAction::kErrno,
+         EPERM,
+         {{0, flag, flag, "SCMP_CMP_MASKED_EQ"}},
+         std::string("clone with ") + flag_name +
+             " would give the job a namespace of its own and undo the runner's isolation"});
+  }
+  // clone3 passes its flags in memory, which a seccomp filter cannot read. ENOSYS, not EPERM:
+  // glibc (2.34 and later) falls back to clone only when clone3 fails with ENOSYS, as on kernels
+  // before 5.3; with EPERM every pthread_create would fail.
+  profile.rules.push_back(
+      {{"clone3"}, SeccompAction::kErrno, ENOSYS, {},
+       "its flags cannot be checked, so it reports ENOSYS and libc falls back to clone, "
+       "whose namespace flags are refused"});
   deny({"keyctl", "add_key", "request_key"}, "the kernel keyring is not namespaced");
   deny({"bpf"}, "eBPF programs reach into the kernel");
   deny({"perf_event_open"}, "performance counters leak information across users");

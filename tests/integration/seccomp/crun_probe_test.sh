@@ -2,8 +2,9 @@
 # crun_probe_test.sh KBATCH PROBE profile|no_profile POLICY
 # Runs kbatch_syscall_probe as the only program of an OCI container under crun (as root).
 #   profile:    the container's linux.seccomp is `kbatch policy seccomp --format oci`; every syscall
-#               that profile denies must fail with EPERM, and the probe must have tried each one.
-#   no_profile: the same container without seccomp; at least one call must NOT fail with EPERM,
+#               that profile denies must fail with the profile's errno, and the probe must have tried each one;
+#               a thread and a fork must still work.
+#   no_profile: the same container without seccomp; at least one call must NOT fail as the profile says,
 #               so that the first mode is known to be able to fail.
 set -euo pipefail
 kbatch=${1:?usage: crun_probe_test.sh KBATCH PROBE profile|no_profile}
@@ -59,30 +60,36 @@ cat "$bundle/out"
 grep -q "refusing to run" "$bundle/err" && { cat "$bundle/err" >&2; fail "probe refused to run"; }
 
 "$python" - "$bundle" "$mode" "$rc" <<'PY'
-import json, sys
+import errno, json, sys
 bundle, mode, rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
 results = {}
 for line in open(f"{bundle}/out"):
     name, _, outcome = line.strip().partition(" ")
     results[name] = outcome
 profile = json.load(open(f"{bundle}/profile.json"))
-denied = [n for rule in profile["syscalls"] if rule["action"] == "SCMP_ACT_ERRNO"
-          for n in rule["names"]]
-missing = [n for n in denied if n not in results]
+# The errno each denied syscall must fail with, as the profile says (EPERM unless errnoRet).
+expected = {n: errno.errorcode[rule.get("errnoRet", errno.EPERM)]
+            for rule in profile["syscalls"] if rule["action"] == "SCMP_ACT_ERRNO"
+            for n in rule["names"]}
+missing = [n for n in expected if n not in results]
 if missing:
     sys.exit(f"the probe does not exercise {missing}: add them to syscall_probe.c")
-tried = {n: o for n, o in results.items() if o != "skipped"}
+tried = {n: results[n] for n in expected if results[n] != "skipped"}
+differs = {n: o for n, o in tried.items() if o != expected[n]}
 if mode == "profile":
-    bad = {n: o for n, o in tried.items() if o != "EPERM"}
-    if bad or rc != 0:
-        sys.exit(f"under the profile these did not fail with EPERM: {bad} (probe exit {rc})")
-    print(f"crun with the kbatch profile: all {len(tried)} syscalls failed with EPERM "
-          f"({len(results) - len(tried)} do not exist on this architecture)")
+    if differs or rc != 0:
+        sys.exit(f"under the profile these did not fail with the profile's errno: {differs}; "
+                 f"thread {results.get('pthread_create')}, fork {results.get('fork')} "
+                 f"(probe exit {rc})")
+    if results.get("pthread_create") != "OK" or results.get("fork") != "OK":
+        sys.exit(f"the profile broke threads or fork: {results} (probe exit {rc})")
+    print(f"crun with the kbatch profile: all {len(tried)} syscalls failed with the profile's "
+          f"errno ({len(expected) - len(tried)} do not exist on this architecture); "
+          f"threads and fork work")
 else:
-    not_eperm = {n: o for n, o in tried.items() if o != "EPERM"}
-    if not not_eperm or rc == 0:
-        sys.exit("without the profile every call still failed with EPERM: "
+    if not differs or rc == 0:
+        sys.exit("without the profile every call still failed with the profile's errno: "
                  "the profile test could not tell a missing profile apart")
-    print(f"crun without a profile: {len(not_eperm)} of {len(tried)} calls did not fail with "
-          f"EPERM, e.g. {sorted(not_eperm.items())[:3]}")
+    print(f"crun without a profile: {len(differs)} of {len(tried)} calls did not fail as the "
+          f"profile says, e.g. {sorted(differs.items())[:3]}")
 PY

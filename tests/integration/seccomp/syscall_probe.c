@@ -2,8 +2,10 @@
 // harmless arguments (missing paths, invalid descriptors, read-only requests, wrong magic
 // numbers), and prints one line per syscall: `<name> <errno name>` (`OK` when the call succeeded,
 // `skipped` when this architecture has no such syscall). It exits 0 only if every call failed with
-// EPERM, i.e. when it runs under the profile. Built static so that it can be the only file in a
-// container's root file system.
+// the profile's errno (EPERM; ENOSYS for clone3, so that libc falls back to clone), and if what
+// every job needs still works: a thread (glibc creates it with clone3, then clone) and a fork.
+// `clone` is probed once per CLONE_NEW* flag and reported as one line. Built static so that it can
+// be the only file in a container's root file system.
 //
 // It refuses to run with capabilities that would make a call do something (CAP_SYS_ADMIN,
 // CAP_SYS_BOOT, ...): it is meant for containers, never for a root shell on a node.
@@ -11,18 +13,22 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/timex.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 static const char kMissing[] = "/kbatch-probe-does-not-exist";
 static int failures = 0;
 
-static void probe(const char* name, long result) {
+static void probeExpecting(const char* name, long result, int expected) {
   int saved = errno;
   if (result >= 0) {
     // A call that succeeded may have returned a descriptor (userfaultfd); do not leak it.
@@ -33,7 +39,53 @@ static void probe(const char* name, long result) {
   }
   const char* errno_name = strerrorname_np(saved);
   printf("%s %s\n", name, errno_name != NULL ? errno_name : "unknown");
-  if (saved != EPERM) ++failures;
+  if (saved != expected) ++failures;
+}
+
+static void probe(const char* name, long result) { probeExpecting(name, result, EPERM); }
+
+// clone with each namespace flag, fork-like (no new stack), so that a child that does get created
+// only exits. Reported as one `clone` line: EPERM when every flag was refused, else the first
+// other outcome; each flag's own outcome goes on a `clone(FLAG)` line.
+static void probeCloneNamespaceFlags(void) {
+  static const struct { unsigned long flag; const char* name; } kFlags[] = {
+      {CLONE_NEWNS, "CLONE_NEWNS"},   {CLONE_NEWUTS, "CLONE_NEWUTS"},
+      {CLONE_NEWIPC, "CLONE_NEWIPC"}, {CLONE_NEWUSER, "CLONE_NEWUSER"},
+      {CLONE_NEWPID, "CLONE_NEWPID"}, {CLONE_NEWNET, "CLONE_NEWNET"},
+      {CLONE_NEWCGROUP, "CLONE_NEWCGROUP"}};
+  const char* summary = "EPERM";
+  for (size_t i = 0; i < sizeof kFlags / sizeof kFlags[0]; ++i) {
+    long child = syscall(SYS_clone, kFlags[i].flag | SIGCHLD, NULL, NULL, NULL, 0);
+    if (child == 0) _exit(0);
+    const char* outcome = "OK";
+    if (child > 0) {
+      waitpid((pid_t)child, NULL, 0);
+    } else {
+      outcome = strerrorname_np(errno) != NULL ? strerrorname_np(errno) : "unknown";
+    }
+    printf("clone(%s) %s\n", kFlags[i].name, outcome);
+    if (strcmp(outcome, "EPERM") != 0 && strcmp(summary, "EPERM") == 0) summary = outcome;
+  }
+  printf("clone %s\n", summary);
+  if (strcmp(summary, "EPERM") != 0) ++failures;
+}
+
+static void* threadBody(void* argument) { return argument; }
+
+// What the profile must leave working: a thread and a fork (both go through clone).
+static void checkThreadAndFork(void) {
+  pthread_t thread;
+  int rc = pthread_create(&thread, NULL, threadBody, NULL);
+  if (rc == 0) pthread_join(thread, NULL);
+  printf("pthread_create %s\n", rc == 0 ? "OK" : strerrorname_np(rc));
+  if (rc != 0) ++failures;
+  pid_t child = fork();
+  if (child == 0) _exit(0);
+  int status = -1;
+  if (child > 0) waitpid(child, &status, 0);
+  int forked = child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  printf("fork %s\n", forked ? "OK" : strerrorname_np(errno));
+  if (!forked) ++failures;
 }
 
 static void skip(const char* name) { printf("%s skipped\n", name); }
@@ -147,8 +199,9 @@ int main(void) {
 #else
   skip("setns");
 #endif
+  probeCloneNamespaceFlags();
 #ifdef SYS_clone3
-  probe("clone3", syscall(SYS_clone3, NULL, 0));
+  probeExpecting("clone3", syscall(SYS_clone3, NULL, 0), ENOSYS);
 #else
   skip("clone3");
 #endif
@@ -328,5 +381,6 @@ int main(void) {
   skip("syslog");
 #endif
 
+  checkThreadAndFork();
   return failures == 0 ? 0 : 1;
 }

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -59,6 +62,40 @@ TEST(SeccompFilter, DefaultProfileDeniesWithEpermAndAllowsTheRest) {
               return syscall(SYS_unshare, 0) == -1 && errno == EPERM ? 0 : 1;
             }), 0);
   EXPECT_EQ(runUnderFilter(filter, [] { return getpid() > 0 && getppid() > 0 ? 0 : 1; }), 0);
+}
+
+void* threadBody(void* argument) { return argument; }
+
+// The default profile refuses new namespaces through clone's flags, while clone3 (whose flags a
+// filter cannot read) reports ENOSYS so that glibc falls back to clone: threads must still work.
+TEST(SeccompFilter, DefaultProfileRefusesNamespaceClonesButKeepsThreads) {
+  CompiledSeccompFilter filter = compileSeccompFilter(policy::defaultSeccompProfile());
+  for (unsigned long flag : {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWUTS,
+                             CLONE_NEWIPC, CLONE_NEWCGROUP}) {
+    EXPECT_EQ(runUnderFilter(filter, [flag] {
+                long child = syscall(SYS_clone, flag | SIGCHLD, nullptr, nullptr, nullptr, 0);
+                if (child == 0) _exit(0);
+                if (child > 0) waitpid(static_cast<pid_t>(child), nullptr, 0);
+                return child == -1 && errno == EPERM ? 0 : 1;
+              }), 0) << "clone flag " << std::hex << flag;
+  }
+  EXPECT_EQ(runUnderFilter(filter, [] {
+              return syscall(SYS_clone3, nullptr, 0) == -1 && errno == ENOSYS ? 0 : 1;
+            }), 0);
+  EXPECT_EQ(runUnderFilter(filter, [] {
+              pthread_t thread;
+              if (pthread_create(&thread, nullptr, threadBody, nullptr) != 0) return 1;
+              return pthread_join(thread, nullptr) == 0 ? 0 : 2;
+            }), 0);
+  EXPECT_EQ(runUnderFilter(filter, [] {
+              pid_t child = fork();
+              if (child == 0) _exit(7);
+              int status = 0;
+              return child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) &&
+                             WEXITSTATUS(status) == 7
+                         ? 0
+                         : 1;
+            }), 0);
 }
 
 TEST(SeccompFilter, CustomErrnoAndArgumentComparisons) {

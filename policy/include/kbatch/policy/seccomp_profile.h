@@ -46,8 +46,9 @@ struct PrecompiledSeccomp {
 };
 
 /// The built-in default: allow everything a batch job needs, deny with EPERM what none needs
-/// (mount and friends, new namespaces, keyctl, bpf, perf_event_open, ptrace, kexec, modules,
-/// reboot, swap, open_by_handle_at, userfaultfd, ...). Every rule says why.
+/// (mount and friends, new namespaces including clone's CLONE_NEW* flags, keyctl, bpf,
+/// perf_event_open, ptrace, kexec, modules, reboot, swap, open_by_handle_at, userfaultfd, ...).
+/// clone3 fails with ENOSYS so that libc falls back to clone. Every rule says why.
 SeccompProfile defaultSeccompProfile();
 
 const char* toOciName(SeccompAction action);
