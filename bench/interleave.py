@@ -6,7 +6,7 @@ hyperfine runs all of one command's runs before the next command's.
 usage: interleave.py [--runs N] [--warmup N] --export-json FILE -n NAME CMD [-n NAME CMD ...]
 CMD is split on whitespace (no shell), started with posix_spawn and waited for; a command that
 fails stops the benchmark. The JSON has hyperfine's shape ({"results": [{"command", "mean",
-"min", "max", "stddev", "times"}]}), in seconds, so the callers read either.
+"median", "min", "max", "stddev", "times"}]}), in seconds, so the callers read either.
 """
 import argparse
 import json
@@ -47,8 +47,9 @@ def main():
             elapsed = run_once(argv)
             if round_number >= args.warmup:
                 times[name].append(elapsed)
-    results = [{"command": name, "mean": statistics.mean(values), "min": min(values),
-                "max": max(values), "stddev": statistics.stdev(values), "times": values}
+    results = [{"command": name, "mean": statistics.mean(values),
+                "median": statistics.median(values), "min": min(values), "max": max(values),
+                "stddev": statistics.stdev(values), "times": values}
                for name, values in times.items()]
     with open(args.export_json, "w") as out:
         json.dump({"results": results, "interleaved": True, "runs": args.runs}, out)

@@ -13,7 +13,7 @@ chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 export KUBECONFIG=$state/kubeconfig
 host=$(hostname -s)
-image=kbatch.test/busybox:1
+image=localhost/kbatch-test/busybox:1
 failures=0
 
 k() { kubectl --cache-dir "$work/kcache" --request-timeout=20s "$@"; }
@@ -82,7 +82,7 @@ basic() {
   no_pod_left 104.head
 
   echo "== image pull failure"
-  image=kbatch.test/missing:1 kb 105.head -- true; rc=$?
+  image=localhost/kbatch-test/missing:1 kb 105.head -- true; rc=$?
   expect_rc 105.head 122 $rc
   expect_in 105.head err "could not be pulled"
   no_pod_left 105.head

@@ -18,7 +18,7 @@ restricted() {  # restricted CONTAINER_NAME: the overrides a restricted namespac
   printf '{"spec":{"securityContext":{"runAsNonRoot":true,"runAsUser":%s,"runAsGroup":%s,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"%s","securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}}' \
     "$uid" "$uid" "$1"
 }
-image=kbatch.test/busybox:1
+image=localhost/kbatch-test/busybox:1
 
 echo "== get nodes"
 k get nodes >"$work/nodes"

@@ -2,7 +2,7 @@
 # CTest fixture k8s_server (setup): starts tests/k8s-test-server on 127.0.0.1 with TLS and waits
 # until it answers. Everything the tests need lands in STATE_DIR: kubeconfig (admin token),
 # kubeconfig-readonly (a user whose writes get 403), kubeconfig-cert (client certificate), url,
-# pid, and the node's rootfs image `kbatch.test/busybox:1`.
+# pid, and the node's rootfs image `localhost/kbatch-test/busybox:1`.
 #   start-server.sh STATE_DIR KBATCH_EXE [RUNTIME]   (RUNTIME: kbatch (default) or host)
 set -euo pipefail
 state=${1:?usage: start-server.sh STATE_DIR KBATCH_EXE [RUNTIME]}
@@ -23,7 +23,7 @@ chmod 1777 "$state/claims/home" "$state/claims/scratch"
 host=$(hostname -s)
 setsid /usr/bin/python3 "$server" --state-dir "$state" --runtime "$runtime" --kbatch "$kbatch" \
   --node "$host.kbatch-test.internal:$host" --node "down-node.kbatch-test.internal:down-node:notready" \
-  --image "kbatch.test/busybox:1=$state/rootfs" \
+  --image "localhost/kbatch-test/busybox:1=$state/rootfs" \
   --claim "home=$state/claims/home" --claim "scratch=$state/claims/scratch" \
   --bookmark-interval 1 >"$state/server.log" 2>&1 </dev/null &
 for _ in $(seq 1 100); do
