@@ -62,6 +62,16 @@ install(CODE "
          FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
   endif()")
 
+# ---- systemd: a path unit that recompiles the site policy after each edit, and its service.
+# Debian's unit directory for packages (bookworm's debhelper installs there too); postinst
+# enables the path unit with deb-systemd-helper, as dh_installsystemd would.
+set(KBATCH_SYSTEMD_UNIT_DIR "/lib/systemd/system" CACHE PATH "Where the package puts systemd units")
+foreach(unit kbatch-policy-compile.path kbatch-policy-compile.service)
+  configure_file("${KBATCH_PACKAGING_DIR}/systemd/${unit}.in" "${KBATCH_PACKAGE_STAGING}/systemd/${unit}"
+                 @ONLY)
+  install(FILES "${KBATCH_PACKAGE_STAGING}/systemd/${unit}" DESTINATION "${KBATCH_SYSTEMD_UNIT_DIR}")
+endforeach()
+
 # ---- lintian's overrides, with the reasons (packaging/deb/lintian-overrides).
 install(FILES "${KBATCH_PACKAGING_DIR}/deb/lintian-overrides"
         DESTINATION "${CMAKE_INSTALL_DATADIR}/lintian/overrides" RENAME kbatch)
@@ -102,11 +112,12 @@ set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
 set(CPACK_PACKAGE_CONTACT "${KBATCH_PACKAGE_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "containerised batch jobs through the site's batch system")
 set(CPACK_PACKAGE_DESCRIPTION
-    "kbatch runs containerised jobs through an existing TORQUE/PBS or Slurm installation with the
-usual qsub workflow. A job that asks for a container (#KBATCH --image, or #PBS -B binary for a
-dependency image built from the binary's shared libraries) is rewritten on submission and runs
-on the compute node in unprivileged user namespaces, or as a Pod on the node's Kubernetes, under
-a site policy. No setuid binary, no daemon, no privileged containers.")
+    "kbatch runs containerised jobs through an existing TORQUE/PBS or Slurm
+installation with the usual qsub workflow. A job that asks for a container
+(#KBATCH --image, or #PBS -B binary for a dependency image built from the
+binary's shared libraries) is rewritten on submission and runs on the compute
+node in unprivileged user namespaces, or as a Pod on the node's Kubernetes,
+under a site policy. No setuid binary, no daemon, no privileged containers.")
 set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
 set(CPACK_STRIP_FILES ON)
 # A build tree with umask 002 must not produce group-writable directories in the package.
@@ -125,14 +136,15 @@ set(CPACK_DEBIAN_PACKAGE_SUGGESTS "mmdebstrap, slurm-wlm-torque | torque-client"
 # conffiles: dpkg asks before replacing an edited policy.
 set(kbatch_conffiles "${KBATCH_PACKAGE_STAGING}/conffiles")
 file(WRITE "${kbatch_conffiles}" "${KBATCH_POLICY_PATH}\n")
-# postinst compiles the site policy (`kbatch policy compile`); postrm purges the compiled file.
-foreach(script postinst postrm)
+# postinst compiles the site policy (`kbatch policy compile`) and enables the path unit that
+# recompiles it; prerm stops that unit; postrm purges the compiled file and the unit's state.
+foreach(script postinst prerm postrm)
   configure_file("${KBATCH_PACKAGING_DIR}/deb/${script}.in" "${KBATCH_PACKAGE_STAGING}/${script}" @ONLY
                  FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
                                   WORLD_READ WORLD_EXECUTE)
 endforeach()
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
-    "${kbatch_conffiles};${KBATCH_PACKAGE_STAGING}/postinst;${KBATCH_PACKAGE_STAGING}/postrm")
+    "${kbatch_conffiles};${KBATCH_PACKAGE_STAGING}/postinst;${KBATCH_PACKAGE_STAGING}/prerm;${KBATCH_PACKAGE_STAGING}/postrm")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_SOURCE_IGNORE_FILES "/\\\\.git/" "/build[^/]*/")
 include(CPack)

@@ -21,9 +21,10 @@ readonly kContainerPackages=(
 # The batch system the `cluster` tests start: Slurm, its TORQUE wrappers (qsub, qstat, qdel), munge.
 readonly kBatchPackages=(slurm-wlm slurm-wlm-torque munge)
 # Benchmarks, man page, plots, the Kubernetes API models the k8s tests check manifests against, and
-# what the test registry's token server signs its tokens with (openssl makes the test CA).
+# what the test registry's token server signs its tokens with (openssl makes the test CA), and
+# systemd-analyze, which checks the package's systemd units.
 readonly kToolPackages=(hyperfine help2man gnuplot-nox python3-kubernetes lintian
-                        openssl python3-jwt python3-cryptography)
+                        openssl python3-jwt python3-cryptography systemd)
 
 die() { echo "install-deps: $*" >&2; exit 1; }
 

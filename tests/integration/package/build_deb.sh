@@ -55,7 +55,9 @@ for path in ./usr/bin/kbatch ./usr/bin/kbatch-submit ./etc/kbatch/policy.yaml \
             ./usr/share/man/man1/kbatch-exec.1.gz ./usr/share/man/man1/kbatch-run.1.gz \
             ./usr/share/bash-completion/completions/kbatch \
             ./usr/share/doc/kbatch/copyright ./usr/share/doc/kbatch/changelog.Debian.gz \
-            ./usr/share/doc/kbatch/README.md ./usr/share/doc/kbatch/examples/fib.pbs; do
+            ./usr/share/doc/kbatch/README.md ./usr/share/doc/kbatch/examples/fib.pbs \
+            ./lib/systemd/system/kbatch-policy-compile.path \
+            ./lib/systemd/system/kbatch-policy-compile.service; do
   awk -v p="$path" '$6 == p { found = 1 } END { exit !found }' <<<"$listing" ||
     fail "the package lacks $path"
 done

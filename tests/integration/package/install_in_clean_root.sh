@@ -94,6 +94,12 @@ inRoot kbatch policy check > "$work/check.out" ||
 grep -q "policy.yaml.compiled is current" "$work/check.out" ||
   fail "postinst did not compile the site policy: $(cat "$work/check.out")"
 [ -f "$root/usr/share/man/man1/kbatch.1.gz" ] || fail "the man page is not installed"
+# postinst enables the path unit that recompiles the policy after each edit (no systemd runs here,
+# so it is enabled, not started: the symlink is what `systemctl enable` would make).
+wants=$root/etc/systemd/system/paths.target.wants/kbatch-policy-compile.path
+[ "$(readlink "$wants" || true)" = /lib/systemd/system/kbatch-policy-compile.path ] ||
+  fail "postinst did not enable kbatch-policy-compile.path ($wants: $(ls -l "$wants" 2>&1))"
+echo "ok: postinst enabled kbatch-policy-compile.path"
 inRoot useradd --create-home --shell /bin/bash "$kJobUser"
 home=$root/home/$kJobUser
 install -o "$(stat -c %u "$home")" -g "$(stat -c %g "$home")" -m 0644 "$source_dir/examples/fib.pbs" "$home/fib.pbs"
@@ -112,4 +118,7 @@ for path in /usr/bin/kbatch /usr/bin/kbatch-submit /etc/kbatch/policy.yaml /etc/
             /usr/share/man/man1/kbatch.1.gz; do
   [ ! -e "$root$path" ] || fail "$path is still there after apt-get purge kbatch"
 done
-echo "ok: apt-get purge removed kbatch and its conffile"
+[ ! -e "$wants" ] && [ ! -L "$wants" ] || fail "kbatch-policy-compile.path is still enabled after apt-get purge kbatch"
+[ ! -e "$root/etc/systemd/system/kbatch-policy-compile.path" ] ||
+  fail "kbatch-policy-compile.path is still masked after apt-get purge kbatch"
+echo "ok: apt-get purge removed kbatch, its conffile and the path unit's enablement"
