@@ -84,7 +84,20 @@ void runManifest(ManifestState& state, int* exit_code) {
   // The Pod `kbatch exec --backend k8s` would create, with the same site settings. A preview
   // creates nothing, so a job the policy refuses still gets its manifest, with the rule said.
   const policy::Policy& site = sitePolicy();
-  const policy::EvaluationContext context = policy::EvaluationContext::fromEnvironment();
+  k8s::PodIdentity identity{getuid(), getgid(), {}};
+  policy::EvaluationContext context = policy::EvaluationContext::fromEnvironment();
+  if (state.as_user) {
+    // The preview is that user's job: rules that expand $USER and $HOME, and the namespace,
+    // are judged for them, not for whoever runs the preview.
+    const passwd* entry = getpwnam(state.as_user->c_str());
+    if (entry == nullptr) throw Error("print the Pod manifest", *state.as_user, "no such user");
+    identity = {entry->pw_uid, entry->pw_gid, entry->pw_name};
+    context.user = entry->pw_name;
+    context.uid = entry->pw_uid;
+    context.home = entry->pw_dir;
+  } else if (const passwd* entry = getpwuid(identity.uid)) {
+    identity.user = entry->pw_name;
+  }
   try {
     enforceSitePolicy(job, context, "run job");
   } catch (const Error& refusal) {
@@ -95,14 +108,6 @@ void runManifest(ManifestState& state, int* exit_code) {
   const k8s::K8sSettings settings =
       settingsFromFlags(state.k8s, sitePodSettings(site, context, state.as_user));
 
-  k8s::PodIdentity identity{getuid(), getgid(), {}};
-  if (state.as_user) {
-    const passwd* entry = getpwnam(state.as_user->c_str());
-    if (entry == nullptr) throw Error("print the Pod manifest", *state.as_user, "no such user");
-    identity = {entry->pw_uid, entry->pw_gid, entry->pw_name};
-  } else if (const passwd* entry = getpwuid(identity.uid)) {
-    identity.user = entry->pw_name;
-  }
 
   std::vector<std::string> hosts;
   for (const auto& host : job.hosts) {

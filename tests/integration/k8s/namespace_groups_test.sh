@@ -2,7 +2,8 @@
 # The Kubernetes namespace a job's Pod goes to, from the site policy's kubernetes.namespace users
 # and groups, with group memberships read through the real account database (NSS): the user's
 # own entry first, then the job's primary group, then the one namespace the other groups share;
-# groups that disagree refuse the Pod with a message naming them.
+# groups that disagree refuse the Pod with a message naming them. Also: `--as-user` judges the
+# policy's $HOME and $USER rules for that user, not for whoever runs the preview.
 # Runs as root: a private mount namespace (with-site-policy.sh) gets the site policy and an
 # /etc/passwd and /etc/group with a test user in three groups; the host's files are not touched.
 #   namespace_groups_test.sh KBATCH
@@ -20,7 +21,8 @@ fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 
 user=kbatch-ns-user uid=64101
 cp /etc/passwd "$work/passwd" && cp /etc/group "$work/group"
-echo "$user:x:$uid:64101::/nonexistent:/bin/sh" >>"$work/passwd"
+mkdir -p "$work/home/data"
+echo "$user:x:$uid:64101::$work/home:/bin/sh" >>"$work/passwd"
 cat >>"$work/group" <<GROUPS
 kbatch-ns-a:x:64101:
 kbatch-ns-b:x:64102:$user
@@ -89,6 +91,29 @@ if ns=$(namespaceUnder "$work/disagree.yaml" setpriv --reuid=$user --regid=kbatc
 elif ! grep -q 'groups kbatch-ns-b (namespace ns-b) and kbatch-ns-c (namespace ns-c)' "$work/err"; then
   fail "disagreeing groups: the message does not name both: $(cat "$work/err")"
 fi
+
+echo "== --as-user: \$HOME in the policy's binds is that user's home"
+cat >"$work/home-binds.yaml" <<POLICY
+version: 1
+backends: {allowed: [local, k8s], default: local}
+binds: {allowed: [{path: \$HOME/data, access: rw}]}
+kubernetes: {volumes: {$work/home: homes}}
+POLICY
+previewBind() {  # previewBind [--as-user USER]: kbatch manifest binding the user's data directory
+  "$with_policy" "$work/home-binds.yaml" bash -c '
+    mount --bind "$1/passwd" /etc/passwd && mount --bind "$1/group" /etc/group || exit 99
+    work=$1 kbatch=$2
+    shift 2
+    cd / && exec env HOME=/root "$kbatch" manifest --node node-a --namespace ns --job-id 6.head \
+      "$@" --bind "$work/home/data:/data" --image busybox:1.36 -- true
+  ' bind-test "$work" "$kbatch" "$@" >"$work/out.yaml" 2>"$work/err"
+}
+previewBind --as-user $user || fail "--as-user preview failed: $(cat "$work/err")"
+grep -q "refused by the site policy" "$work/err" && fail "--as-user $user: the bind of their \$HOME/data was judged for the caller: $(cat "$work/err")"
+grep -q "mountPath: /data" "$work/out.yaml" || fail "--as-user preview shows no /data mount: $(cat "$work/out.yaml")"
+previewBind --as-user nobody || fail "--as-user nobody preview failed: $(cat "$work/err")"
+grep -q "not inside any allowed path" "$work/err" ||
+  fail "--as-user nobody: the bind outside their \$HOME was not refused, so the check above proves nothing: $(cat "$work/err")"
 
 [ "$failures" -eq 0 ] && echo "namespace_groups_test: all checks passed"
 exit $((failures > 0))
