@@ -101,8 +101,14 @@ bool isTransient(const ApiError& error) {
 /// One Pod of the job, from creation to deletion.
 class PodRun {
  public:
+  /// `requests` is the run's client for single requests, whose connection the node lookup has
+  /// opened and which then sits idle: the POST goes over it, and so does the DELETE at the end
+  /// when `delete_over_requests` (one Pod, whose end is awaited on the thread that owns the
+  /// client). Each new TLS connection costs a handshake (about 2 ms resumed, 7 ms in full against
+  /// the test API server, bench/k8s_overhead.sh); the watch and the log streams need their own.
   PodRun(const ClusterAccess& access, std::string ns, json manifest, const K8sSettings& settings,
-         const RunPodOptions& options, RunState& state)
+         const RunPodOptions& options, RunState& state, ApiClient& requests,
+         bool delete_over_requests)
       : access_(access),
         ns_(std::move(ns)),
         manifest_(std::move(manifest)),
@@ -110,6 +116,8 @@ class PodRun {
         settings_(settings),
         options_(options),
         state_(state),
+        requests_(requests),
+        delete_over_requests_(delete_over_requests),
         client_(access) {
     client_.setCancelFlag(&state_.cancel);
   }
@@ -126,7 +134,7 @@ class PodRun {
                     kbatch::exit_code::kSignalBase + state_.signal.load());
       }
       try {
-        json created = client_.post(podsPath(ns_), manifest_);
+        json created = requests_.post(podsPath(ns_), manifest_);
         adopt(created);
         if (state_.cancel.load()) deleteNow(0);  // the signal came while the POST was out
         log::debug("k8s: created Pod {}/{} (uid {}) on node {}", ns_, name_, uid_,
@@ -239,8 +247,20 @@ class PodRun {
     return collect();
   }
 
-  /// Deletes the Pod now (qdel, walltime, crash path), without waiting for it to go.
+  /// Deletes the Pod now (qdel, walltime, crash path), without waiting for it to go, over a
+  /// connection of its own: the caller may be the signal thread.
   void deleteNow(int grace_seconds) {
+    // One attempt: on SIGTERM the batch system's SIGKILL follows within seconds.
+    RetryPolicy once;
+    once.max_attempts = 1;
+    ApiClient client(access_, makeCurlTransport(access_), once);
+    deleteWith(client, grace_seconds);
+  }
+
+  bool deleted() const { return deleted_.load(); }
+
+ private:
+  void deleteWith(ApiClient& client, int grace_seconds) {
     std::string uid;
     {
       std::lock_guard<std::mutex> lock(id_mutex_);
@@ -249,10 +269,6 @@ class PodRun {
     if (uid.empty()) return;
     deleting_ = true;
     try {
-      // One attempt: on SIGTERM the batch system's SIGKILL follows within seconds.
-      RetryPolicy once;
-      once.max_attempts = 1;
-      ApiClient client(access_, makeCurlTransport(access_), once);
       client.remove(podsPath(ns_) + "/" + name_,
                     json{{"kind", "DeleteOptions"},
                          {"apiVersion", "v1"},
@@ -270,9 +286,6 @@ class PodRun {
     }
   }
 
-  bool deleted() const { return deleted_.load(); }
-
- private:
   /// A Pod of the job's name exists: adopts it if it is this job's and alive. Returns false when
   /// it went away (or is going), so that the caller creates the Pod again.
   bool adoptExisting() {
@@ -512,7 +525,13 @@ class PodRun {
     for (auto& thread : log_threads_) {
       if (thread.joinable()) thread.join();
     }
-    if (!state_.cancel.load() && !gone_) deleteNow(0);
+    if (!state_.cancel.load() && !gone_) {
+      if (delete_over_requests_) {
+        deleteWith(requests_, 0);
+      } else {
+        deleteNow(0);
+      }
+    }
     if (state_.cancel.load()) return kbatch::exit_code::kSignalBase + state_.signal.load();
     PodVerdict verdict;
     {
@@ -534,7 +553,9 @@ class PodRun {
   const K8sSettings& settings_;
   const RunPodOptions& options_;
   RunState& state_;
-  ApiClient client_;
+  ApiClient& requests_;  // single requests, on the thread that runs runPodForJob
+  bool delete_over_requests_;
+  ApiClient client_;     // the watch, and the GETs of this Pod's own thread
 
   json pod_;
   std::mutex id_mutex_;  // uid_ is read by the signal thread
@@ -762,6 +783,7 @@ int runPodForJob(const JobSpec& job_in, const K8sSettings& settings, const RunPo
 
   ApiClient client(access);
   RunState state;
+  client.setCancelFlag(&state.cancel);  // the POST, like the watch, gives up on qdel
   std::vector<std::unique_ptr<PodRun>> pods;
   std::vector<std::string> node_names;
   for (const auto& host : hosts) node_names.push_back(resolveNodeName(client, host, settings));
@@ -774,7 +796,7 @@ int runPodForJob(const JobSpec& job_in, const K8sSettings& settings, const RunPo
     placement.host_count = static_cast<int>(hosts.size());
     json manifest = buildPodManifest(job, placement, identity, settings, ns);
     pods.push_back(std::make_unique<PodRun>(access, ns, std::move(manifest), settings, options,
-                                            state));
+                                            state, client, hosts.size() == 1));
   }
 
   SignalGuard signals(options.cancel_signals, state, pods, settings.termination_grace_seconds);
