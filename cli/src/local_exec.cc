@@ -25,6 +25,7 @@
 #include "kbatch/policy/seccomp_profile.h"
 #include "kbatch/rewrite/parser.h"
 #include "kbatch/rewrite/units.h"
+#include "kbatch/runner/account_files.h"
 #include "kbatch/runner/job_environment.h"
 #include "site_policy.h"
 
@@ -183,6 +184,13 @@ runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) 
   // no_new_privs); the policy decides whether a site wants it at all.
   request.fakeroot_allowed = site.fakerootAllowed();
   request.files = launch.files;
+  // The job's user by name inside, as apptainer and ch-run show it; under --fakeroot the job is
+  // root, whom every image names.
+  if (!request.fakeroot) {
+    if (auto account = runner::lookUpHostAccount(getuid(), getgid())) {
+      request.replaced_files = runner::accountFilesFor(request.image_root, *account);
+    }
+  }
   request.seccomp = policy::effectiveSeccompProfile(site);
   request.precompiled_seccomp = site.seccomp_program;
   request.memory_bytes = job.resources.mem_bytes;

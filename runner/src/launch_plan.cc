@@ -424,6 +424,16 @@ LaunchPlan buildLaunchPlan(const LaunchRequest& request) {
     plan.files.push_back(file);
   }
 
+  for (const auto& file : request.replaced_files) {
+    const PathInsideRoot inside = resolvePathInsideRoot(plan.image_root, file.path);
+    struct stat status {};
+    if (!inside.exists || ::lstat((plan.image_root + inside.path).c_str(), &status) != 0 ||
+        !S_ISREG(status.st_mode)) {
+      throw Error("replace file", file.path, "the image has no regular file there");
+    }
+    plan.replaced_files.push_back({inside.path, file.content, file.mode});
+  }
+
   if (request.writable_tmpfs) plan.root_mode = RootMode::kOverlayWritable;
   else if (needs_overlay) plan.root_mode = RootMode::kOverlayReadOnly;
   if (plan.root_mode != RootMode::kBind &&

@@ -56,9 +56,14 @@ std::string joinArgv(const std::vector<std::string>& argv) {
       }
       throw Error("bind-mount the image", plan.image_root, cause);
     case Step::kBindMounts: {
-      std::string spec = result.failed_detail >= 0 &&
-                                 static_cast<std::size_t>(result.failed_detail) < plan.binds.size()
-                             ? plan.binds[static_cast<std::size_t>(result.failed_detail)].spec
+      const auto index = static_cast<std::size_t>(result.failed_detail);
+      if (result.failed_detail >= 0 && index >= plan.binds.size() &&
+          index - plan.binds.size() < plan.replaced_files.size()) {
+        throw Error("show the job's account in", plan.replaced_files[index - plan.binds.size()].path,
+                    cause, "report this as a kbatch bug");
+      }
+      std::string spec = result.failed_detail >= 0 && index < plan.binds.size()
+                             ? plan.binds[index].spec
                              : std::string("?");
       throw Error("bind-mount", spec, cause,
                   "check that the source is readable by you and the destination can exist in the "

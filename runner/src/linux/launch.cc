@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,12 +90,23 @@ void prepare(const LaunchPlan& plan, ChildProgramStorage& storage, ChildProgram&
                               storage.keep(inNewRoot(bind.container_target)), create.data(),
                               create.size(), bind.read_only, bind.remount_flags});
   }
-  program.binds = storage.binds_.data();
-  program.bind_count = storage.binds_.size();
   for (const auto& file : plan.files) {
     storage.files_.push_back({storage.keep(inNewRoot(file.path)), file.content.data(),
                               file.content.size(), static_cast<mode_t>(file.mode)});
   }
+  // A replaced file is written into the staging tmpfs (the root while the container is set up,
+  // detached at the end) and bound read-only over the image's file, after the plan's binds. The
+  // staging tmpfs is nosuid,nodev: the kernel locks those flags into the bind's remount.
+  for (std::size_t i = 0; i < plan.replaced_files.size(); ++i) {
+    const ContainerFile& file = plan.replaced_files[i];
+    const char* staged = storage.keep("/replaced-" + std::to_string(i));
+    storage.files_.push_back({staged, file.content.data(), file.content.size(),
+                              static_cast<mode_t>(file.mode)});
+    storage.binds_.push_back({staged, storage.keep(inNewRoot(file.path)), nullptr, 0, true,
+                              MS_NOSUID | MS_NODEV});
+  }
+  program.binds = storage.binds_.data();
+  program.bind_count = storage.binds_.size();
   program.files = storage.files_.data();
   program.file_count = storage.files_.size();
   program.workdir = plan.workdir.c_str();

@@ -89,6 +89,23 @@ case $check in
     expect "uid" "$(container id -u)" "$uid"
     expect "gid" "$(container id -g)" "$gid"
     ;;
+  user_name)  # the job's user has a name inside, and the image's own accounts are still there
+    name=$(id -un "$TEST_USER")
+    group=$(id -gn "$TEST_USER")
+    grep -q "^$name:" "$ROOTFS/etc/passwd" &&
+      fail "the test image already names $name: the check would prove nothing"
+    expect "whoami" "$(container whoami)" "$name"
+    expect "id -gn" "$(container id -gn)" "$group"
+    expect "root in the image's passwd" "$(container grep -c '^root:' /etc/passwd)" "1"
+    # ch-run binds a writable file of its own there; kbatch's is read-only, like the image.
+    if [ "$runtime" = kbatch ]; then
+      container sh -c 'echo x >>/etc/passwd' 2>/dev/null && fail "the job could write /etc/passwd"
+      expect "the image's own line count plus one" \
+        "$(container wc -l </dev/null /etc/passwd | awk '{print $1}')" \
+        "$(( $(wc -l <"$ROOTFS/etc/passwd") + 1 ))"
+    fi
+    echo "ok: whoami is $name, the image's root entry is there"
+    ;;
   pid_namespace)  # host processes are invisible
     # setpriv execs, so $! is the marker process itself; its output must not hold our pipes.
     setpriv --reuid "$uid" --regid "$gid" --clear-groups sleep 424242 </dev/null >/dev/null 2>&1 &
@@ -127,8 +144,9 @@ case $check in
     [ "$runtime" = kbatch ] || fail "no_host_mounts checks kbatch's own mount tree"
     points=$(container sh -c 'while read -r _ _ _ _ point _; do echo "$point"; done </proc/self/mountinfo')
     grep -qx / <<<"$points" || fail "no root in the container's mountinfo: test is void: $points"
-    unexpected=$(grep -vxE '/|/proc|/sys(/.*)?|/dev(/.*)?|/tmp|/mnt' <<<"$points")
-    [ -z "$unexpected" ] || fail "mounts besides the image, /proc, /sys, /dev, /tmp and the bind: $unexpected"
+    unexpected=$(grep -vxE '/|/proc|/sys(/.*)?|/dev(/.*)?|/tmp|/mnt|/etc/passwd|/etc/group' <<<"$points")
+    [ -z "$unexpected" ] ||
+      fail "mounts besides the image, /proc, /sys, /dev, /tmp, the bind and the account files: $unexpected"
     echo "ok: $(wc -l <<<"$points") mounts, none of the host's or the staging tree's"
     ;;
   seccomp_probe)  # every syscall the default profile denies fails with its errno; threads work

@@ -43,6 +43,10 @@ struct LaunchRequest {
   bool fakeroot = false;                ///< map the caller to uid/gid 0 inside
   bool fakeroot_allowed = false;        ///< the site policy allows `fakeroot`
   std::vector<ContainerFile> files;
+  /// Regular files of the image shown with other content, read-only (account_files.h: /etc/passwd
+  /// and /etc/group with the job's user). Written into the runner's private staging tmpfs and
+  /// bound over the image's file; nothing is written to the image or the host.
+  std::vector<ContainerFile> replaced_files;
   policy::SeccompProfile seccomp;
   /// `seccomp` compiled ahead of time (a compiled site policy's), used instead of compiling it when
   /// this machine would compile the same program (usablePrecompiledFilter).
@@ -98,6 +102,9 @@ struct LaunchPlan {
   std::vector<MountPointToCreate> mount_points;
   std::vector<ResolvedBind> binds;               ///< mounted in order
   std::vector<ContainerFile> files;
+  /// replaced_files with each path resolved inside the image (an existing regular file there);
+  /// bound after `binds`.
+  std::vector<ContainerFile> replaced_files;
   std::string workdir;                    ///< inside the container
   std::vector<std::string> argv;
   std::vector<std::string> exec_candidates;  ///< absolute paths tried with execve, in order
