@@ -47,8 +47,12 @@ SeccompProfile defaultSeccompProfile() {
   deny({"keyctl", "add_key", "request_key"}, "the kernel keyring is not namespaced");
   deny({"bpf"}, "eBPF programs reach into the kernel");
   deny({"perf_event_open"}, "performance counters leak information across users");
-  deny({"ptrace", "process_vm_readv", "process_vm_writev", "kcmp"},
-       "a job must not inspect or modify other processes");
+  deny({"ptrace", "kcmp"}, "a job must not inspect or modify other processes");
+  // process_vm_readv/process_vm_writev stay allowed: MPI libraries (Open MPI's vader/sm and
+  // UCX's CMA transport) copy messages between a node's ranks with them, and fail outright
+  // ("Read -1, expected N, errno = 1") where they are refused, as under Docker's old profile.
+  // The kernel's ptrace access check still applies (same uid, Yama), and the job's PID namespace
+  // holds only the job's own processes and a non-dumpable init.
   deny({"kexec_load", "kexec_file_load"}, "loading a new kernel");
   deny({"init_module", "finit_module", "delete_module", "create_module", "query_module"},
        "kernel modules");

@@ -149,11 +149,11 @@ case $check in
       fail "mounts besides the image, /proc, /sys, /dev, /tmp, the bind and the account files: $unexpected"
     echo "ok: $(wc -l <<<"$points") mounts, none of the host's or the staging tree's"
     ;;
-  seccomp_probe)  # every syscall the default profile denies fails with its errno; threads work
+  seccomp_probe)  # every syscall the default profile denies fails with its errno; threads, fork, CMA work
     : "${PROBE:?}"
     cp "$PROBE" "$SCRATCH/probe" && chown "$TEST_USER:" "$SCRATCH/probe"
     container /mnt/probe || fail "the probe saw a denied syscall not fail with its errno, or a thread or fork fail"
-    echo "ok: every denied syscall failed with its errno (EPERM; ENOSYS for clone3); threads and fork work"
+    echo "ok: every denied syscall failed with its errno (EPERM; ENOSYS for clone3); threads, fork and cross-memory attach work"
     ;;
   setuid_binary)  # a setuid-root binary in the image gains nothing
     mode=$(container stat -c %A /usr/bin/id-setuid-root)

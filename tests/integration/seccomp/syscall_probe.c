@@ -3,7 +3,8 @@
 // numbers), and prints one line per syscall: `<name> <errno name>` (`OK` when the call succeeded,
 // `skipped` when this architecture has no such syscall). It exits 0 only if every call failed with
 // the profile's errno (EPERM; ENOSYS for clone3, so that libc falls back to clone), and if what
-// every job needs still works: a thread (glibc creates it with clone3, then clone) and a fork.
+// every job needs still works: a thread (glibc creates it with clone3, then clone), a fork, and
+// cross-memory attach (process_vm_readv of a child, as MPI's shared-memory transports do).
 // `clone` is probed once per CLONE_NEW* flag and reported as one line. Built static so that it can
 // be the only file in a container's root file system.
 //
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/timex.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,6 +73,40 @@ static void probeCloneNamespaceFlags(void) {
 }
 
 static void* threadBody(void* argument) { return argument; }
+
+// Cross-memory attach as MPI uses it: one process reads a buffer of its child.
+static void checkCrossMemoryAttach(void) {
+  static char buffer[64] = "kbatch-cma";
+  int ready[2];
+  if (pipe(ready) != 0) {
+    printf("process_vm_readv %s\n", strerrorname_np(errno));
+    ++failures;
+    return;
+  }
+  pid_t child = fork();
+  if (child == 0) {
+    close(ready[0]);
+    if (write(ready[1], "x", 1) != 1) _exit(1);
+    pause();
+    _exit(0);
+  }
+  char byte;
+  close(ready[1]);
+  int ok = child > 0 && read(ready[0], &byte, 1) == 1;
+  char copy[sizeof buffer] = {0};
+  struct iovec local = {copy, sizeof copy};
+  struct iovec remote = {buffer, sizeof buffer};
+  long got = ok ? syscall(SYS_process_vm_readv, child, &local, 1, &remote, 1, 0) : -1;
+  int saved = errno;
+  if (child > 0) {
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+  }
+  close(ready[0]);
+  ok = got == (long)sizeof buffer && strcmp(copy, "kbatch-cma") == 0;
+  printf("process_vm_readv %s\n", ok ? "OK" : strerrorname_np(saved));
+  if (!ok) ++failures;
+}
 
 // What the profile must leave working: a thread and a fork (both go through clone).
 static void checkThreadAndFork(void) {
@@ -235,16 +271,6 @@ int main(void) {
 #else
   skip("ptrace");
 #endif
-#ifdef SYS_process_vm_readv
-  probe("process_vm_readv", syscall(SYS_process_vm_readv, getpid(), NULL, 0, NULL, 0, 0));
-#else
-  skip("process_vm_readv");
-#endif
-#ifdef SYS_process_vm_writev
-  probe("process_vm_writev", syscall(SYS_process_vm_writev, getpid(), NULL, 0, NULL, 0, 0));
-#else
-  skip("process_vm_writev");
-#endif
 #ifdef SYS_kcmp
   probe("kcmp", syscall(SYS_kcmp, getpid(), getpid(), 1 /* KCMP_VM */, 0, 0));
 #else
@@ -382,5 +408,6 @@ int main(void) {
 #endif
 
   checkThreadAndFork();
+  checkCrossMemoryAttach();
   return failures == 0 ? 0 : 1;
 }

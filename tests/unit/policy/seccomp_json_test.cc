@@ -56,6 +56,9 @@ TEST(DefaultSeccompProfile, DeniesTheEscapeRoutesWithEperm) {
   }
   EXPECT_EQ(denied.count("read"), 0u);
   EXPECT_EQ(denied.count("clone"), 0u);  // threads and fork need it; only its flags are refused
+  // MPI copies between ranks with them (cross-memory attach).
+  EXPECT_EQ(denied.count("process_vm_readv"), 0u);
+  EXPECT_EQ(denied.count("process_vm_writev"), 0u);
   EXPECT_EQ(clone_flags_denied,
             (std::set<unsigned long long>{CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER,
                                           CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP}));
