@@ -23,6 +23,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "linux/init_protocol.h"
 
@@ -33,6 +34,8 @@
 namespace {
 
 using kbatch::runner::core::kForwardedSignals;
+using kbatch::runner::core::kForwardHoldMilliseconds;
+using kbatch::runner::core::kForwardRequestSignal;
 using kbatch::runner::core::Report;
 
 // Linux's system call convention: number and up to four arguments in registers, the result (or
@@ -61,14 +64,38 @@ long systemCall(long number, long a = 0, long b = 0, long c = 0, long d = 0) {
   for (;;) systemCall(SYS_exit_group, status);
 }
 
-/// The kernel's siginfo: 128 bytes, si_code after si_signo and si_errno.
+/// The kernel's siginfo: 128 bytes; on LP64 (x86_64 and aarch64 alike) si_signo, si_errno and
+/// si_code, then the union aligned to 8 bytes, which for SI_QUEUE holds the sender's pid and uid,
+/// then the sigval.
 struct KernelSignalInfo {
   int signo;
   int error;
   int code;
-  int rest[29];
+  int padding;
+  int sender_pid;
+  unsigned sender_uid;
+  int value;  // sival_int
+  int rest[25];
 };
 static_assert(sizeof(KernelSignalInfo) == 128);
+
+struct KernelTime {
+  long seconds;
+  long nanoseconds;
+};
+
+long monotonicMilliseconds() {
+  KernelTime now{};
+  systemCall(SYS_clock_gettime, CLOCK_MONOTONIC, reinterpret_cast<long>(&now));
+  return now.seconds * 1000 + now.nanoseconds / 1000000;
+}
+
+bool isForwarded(long signal_number) {
+  for (int forwarded : kForwardedSignals) {
+    if (forwarded == signal_number) return true;
+  }
+  return false;
+}
 
 bool parsePositive(const char* text, long* value) {
   long parsed = 0;
@@ -96,15 +123,50 @@ bool parsePositive(const char* text, long* value) {
 
   unsigned long waited = 1UL << (SIGCHLD - 1);  // the kernel's sigset: one bit per signal
   for (int signal_number : kForwardedSignals) waited |= 1UL << (signal_number - 1);
+  waited |= 1UL << (kForwardRequestSignal - 1);
+  // Per signal number: when kbatch's request to pass it on falls due (0: none held), and when the
+  // signal last reached this process directly (init_protocol.h).
+  constexpr int kSignalSlots = 65;
+  constexpr long kNever = -1000000;
+  long due_at[kSignalSlots] = {};
+  long direct_at[kSignalSlots];
+  for (long& at : direct_at) at = kNever;
   for (;;) {
+    long now = monotonicMilliseconds();
+    for (int n = 1; n < kSignalSlots; ++n) {
+      if (due_at[n] != 0 && due_at[n] <= now) {
+        due_at[n] = 0;
+        systemCall(SYS_kill, job, n);
+      }
+    }
+    long wait_ms = -1;
+    for (long due : due_at) {
+      if (due != 0 && (wait_ms < 0 || due - now < wait_ms)) wait_ms = due - now;
+    }
+    KernelTime timeout{wait_ms / 1000, (wait_ms % 1000) * 1000000};
     KernelSignalInfo info{};
     long signal_number = systemCall(SYS_rt_sigtimedwait, reinterpret_cast<long>(&waited),
-                                    reinterpret_cast<long>(&info), 0, sizeof waited);
-    if (signal_number < 0) continue;  // EINTR
+                                    reinterpret_cast<long>(&info),
+                                    wait_ms < 0 ? 0 : reinterpret_cast<long>(&timeout),
+                                    sizeof waited);
+    if (signal_number < 0) continue;  // EINTR, or a held request fell due
+    now = monotonicMilliseconds();
+    if (signal_number == kForwardRequestSignal) {
+      // From kbatch (or from the job, which may signal itself anyway): held, unless the signal
+      // has just reached this process directly, and so the job too.
+      const long requested = info.value;
+      if (info.code == SI_QUEUE && isForwarded(requested) &&
+          now - direct_at[requested] > kForwardHoldMilliseconds && due_at[requested] == 0) {
+        due_at[requested] = now + kForwardHoldMilliseconds;
+      }
+      continue;
+    }
     if (signal_number != SIGCHLD) {
-      // A signal the terminal sent (SI_KERNEL) went to the whole foreground process group, the
-      // job included; relaying it would deliver it twice.
-      if (info.code != SI_KERNEL) systemCall(SYS_kill, job, signal_number);
+      // Sent to a set that holds the job as well (its session, process group or cgroup, or the
+      // terminal's foreground group, SI_KERNEL): the job has it, so it is not passed on, and a
+      // held request for it is dropped.
+      direct_at[signal_number] = now;
+      due_at[signal_number] = 0;
       continue;
     }
     int status = 0;

@@ -24,4 +24,18 @@ struct Report {
 inline constexpr int kForwardedSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT,
                                             SIGCONT};
 
+/// A job must get each signal once. Batch systems signal a whole job at once: TORQUE and PBS its
+/// session, Slurm every process of its cgroup, a terminal its foreground process group. kbatch,
+/// the init and the job are all in that set, so the job has such a signal already when kbatch
+/// forwards its own copy, and a second SIGTERM runs a checkpointing trap twice. kbatch therefore
+/// does not forward with kill(2): it asks the init, with this real-time signal carrying the
+/// signal's number (sigqueue(3); real-time signals queue, so the request never merges with a
+/// direct delivery of the same signal). The init holds each request for kForwardHoldMilliseconds
+/// and drops it if the same signal reaches the init directly within that time either way (it was
+/// sent to a set that holds the job); otherwise (kill of kbatch alone, the walltime) it passes it
+/// on. Signals that reach the init directly are never passed on. Kernel numbering (glibc keeps
+/// 32-34 for itself); blocked in kbatch and the init from before clone(2).
+inline constexpr int kForwardRequestSignal = 40;
+inline constexpr long kForwardHoldMilliseconds = 100;
+
 }  // namespace kbatch::runner::core

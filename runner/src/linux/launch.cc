@@ -178,6 +178,14 @@ pid_t cloneIntoNamespaces(const ChildProgram& program, const ChildStacks& stacks
                const_cast<ChildProgram*>(&program));
 }
 
+/// Hands `signal_number` to the init for the job (init_protocol.h: the init drops it if the job
+/// got the same signal directly).
+void forwardToJob(pid_t init, int signal_number) noexcept {
+  sigval value{};
+  value.sival_int = signal_number;
+  sigqueue(init, kForwardRequestSignal, value);
+}
+
 double monotonicSeconds() noexcept {
   timespec now{};
   clock_gettime(CLOCK_MONOTONIC, &now);
@@ -206,7 +214,7 @@ int superviseInit(const ChildProgram& program, pid_t init, const LaunchPlan& pla
         // which takes the whole PID namespace with it.
         *walltime_exceeded = true;
         if (!sent_term) {
-          kill(init, SIGTERM);
+          forwardToJob(init, SIGTERM);
           sent_term = true;
           deadline = monotonicSeconds() + kWalltimeGraceSeconds;
         } else {
@@ -226,7 +234,7 @@ int superviseInit(const ChildProgram& program, pid_t init, const LaunchPlan& pla
       continue;
     }
     // The terminal's signals (SI_KERNEL) already reached the job through its process group.
-    if (info.si_code != SI_KERNEL) kill(init, signal_number);
+    if (info.si_code != SI_KERNEL) forwardToJob(init, signal_number);
   }
 }
 
@@ -295,7 +303,9 @@ LaunchResult launchAndWait(const LaunchPlan& plan,
   default_action.sa_handler = SIG_DFL;
   sigemptyset(&default_action.sa_mask);
   sigaction(SIGCHLD, &default_action, &program.job_sigchld_action);
-  sigprocmask(SIG_BLOCK, &program.forwarded_signals, &program.job_signal_mask);
+  sigset_t blocked = program.forwarded_signals;
+  sigaddset(&blocked, kForwardRequestSignal);  // the init's, inherited through clone and execve
+  sigprocmask(SIG_BLOCK, &blocked, &program.job_signal_mask);
 
   int report_pipe[2];
   if (pipe2(report_pipe, O_CLOEXEC) != 0) {

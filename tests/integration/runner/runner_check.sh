@@ -201,6 +201,36 @@ case $check in
       $([ "$runtime" = kbatch ] && echo "$KBATCH exec" || echo ch-run) "$ROOTFS" -- sh -c 'kill -KILL $$')
     expect "shell status for SIGKILL" "$shell_status" "137"
     ;;
+  signal_once)  # a signal reaches the job once, whether sent to the whole job or to kbatch alone
+    # Batch systems signal a whole job (TORQUE its session, Slurm its cgroup, a terminal its
+    # foreground group): the job has the signal then, and a forwarded copy would run its trap twice.
+    cat > "$SCRATCH/job.sh" <<'JOB'
+trap 'echo trapped >>/mnt/traps' TERM USR1
+echo ready
+i=0
+while [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+echo finished
+JOB
+    chown "$TEST_USER:" "$SCRATCH/job.sh"
+    if [ "$runtime" = kbatch ]; then
+      launcher=("$KBATCH" exec --bind "$SCRATCH:/mnt" --workdir /mnt "$ROOTFS" --)
+    else
+      launcher=(ch-run -b "$SCRATCH:/mnt" -c /mnt "$ROOTFS" --)
+    fi
+    for target in group runtime; do
+      rm -f "$SCRATCH/traps" "$SCRATCH/out"
+      # setsid: the runtime leads a process group of its own, as a batch job's session would.
+      setsid setpriv --reuid "$uid" --regid "$gid" --clear-groups env USER="$TEST_USER" \
+        "${launcher[@]}" sh /mnt/job.sh > "$SCRATCH/out" 2>&1 &
+      pid=$!
+      for _ in $(seq 100); do grep -q ready "$SCRATCH/out" && break; sleep 0.1; done
+      grep -q ready "$SCRATCH/out" || fail "the job never started: $(cat "$SCRATCH/out")"
+      if [ "$target" = group ]; then kill -USR1 -- "-$pid"; else kill -USR1 "$pid"; fi
+      wait "$pid"
+      grep -q finished "$SCRATCH/out" || fail "the job did not run on after its trap: $(cat "$SCRATCH/out")"
+      expect "traps run for one SIGUSR1 sent to the $target" "$(grep -c trapped "$SCRATCH/traps" 2>/dev/null)" "1"
+    done
+    ;;
   sigterm)  # SIGTERM to kbatch reaches the job, whose trap runs
     cat > "$SCRATCH/job.sh" <<'JOB'
 trap 'echo trapped; exit 7' TERM
