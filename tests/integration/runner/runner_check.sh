@@ -40,6 +40,16 @@ container() {
   esac
 }
 
+# setLauncher: `launcher` becomes the runtime's command line up to the job's command, with SCRATCH
+# at /mnt as `container` has it, for checks that start the runtime themselves (setpriv, setsid).
+setLauncher() {
+  if [ "$runtime" = kbatch ]; then
+    launcher=("$KBATCH" exec --bind "$SCRATCH:/mnt" --workdir /mnt "$ROOTFS" --)
+  else
+    launcher=(ch-run -b "$SCRATCH:/mnt" -c /mnt "$ROOTFS" --)
+  fi
+}
+
 # How a process ended, as its parent sees it: "exit N" or "signal N" (python distinguishes a
 # death by signal from an exit status above 128).
 how_it_ended() {
@@ -212,11 +222,7 @@ while [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
 echo finished
 JOB
     chown "$TEST_USER:" "$SCRATCH/job.sh"
-    if [ "$runtime" = kbatch ]; then
-      launcher=("$KBATCH" exec --bind "$SCRATCH:/mnt" --workdir /mnt "$ROOTFS" --)
-    else
-      launcher=(ch-run -b "$SCRATCH:/mnt" -c /mnt "$ROOTFS" --)
-    fi
+    setLauncher
     for target in group runtime; do
       rm -f "$SCRATCH/traps" "$SCRATCH/out"
       # setsid: the runtime leads a process group of its own, as a batch job's session would.
@@ -239,11 +245,7 @@ sleep 100 &
 wait
 JOB
     chown "$TEST_USER:" "$SCRATCH/job.sh"
-    if [ "$runtime" = kbatch ]; then
-      launcher=("$KBATCH" exec --bind "$SCRATCH:/mnt" --workdir /mnt "$ROOTFS" --)
-    else
-      launcher=(ch-run -b "$SCRATCH:/mnt" -c /mnt "$ROOTFS" --)
-    fi
+    setLauncher
     # setpriv execs (runuser would fork), so $! is the runtime's own process.
     setpriv --reuid "$uid" --regid "$gid" --clear-groups env USER="$TEST_USER" \
       "${launcher[@]}" bash /mnt/job.sh > "$SCRATCH/out" 2>&1 &
