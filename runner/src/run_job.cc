@@ -115,6 +115,9 @@ void logPlan(const LaunchPlan& plan) {
     log::debug("bind {} -> {} ({})", bind.host_source, bind.container_target,
                bind.read_only ? "ro" : "rw");
   }
+  for (const auto& file : plan.replaced_files) {
+    log::debug("{} shown with the job's account added ({} bytes)", file.path, file.content.size());
+  }
   log::debug("uid {} -> {}, gid {} -> {}; workdir {}; command {}",
              plan.outside_uid, plan.inside_uid, plan.outside_gid, plan.inside_gid, plan.workdir,
              joinArgv(plan.argv));

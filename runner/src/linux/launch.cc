@@ -95,15 +95,18 @@ void prepare(const LaunchPlan& plan, ChildProgramStorage& storage, ChildProgram&
                               file.content.size(), static_cast<mode_t>(file.mode)});
   }
   // A replaced file is written into the staging tmpfs (the root while the container is set up,
-  // detached at the end) and bound read-only over the image's file, after the plan's binds. The
-  // staging tmpfs is nosuid,nodev: the kernel locks those flags into the bind's remount.
+  // detached at the end) and bound over the image's file, after the plan's binds: read-only like
+  // the image, or writable with --writable-tmpfs, whose writes vanish with the container as the
+  // staging tmpfs does. The staging tmpfs is nosuid,nodev: the kernel locks those flags into the
+  // bind's remount.
+  const bool replaced_read_only = plan.root_mode != RootMode::kOverlayWritable;
   for (std::size_t i = 0; i < plan.replaced_files.size(); ++i) {
     const ContainerFile& file = plan.replaced_files[i];
     const char* staged = storage.keep("/replaced-" + std::to_string(i));
     storage.files_.push_back({staged, file.content.data(), file.content.size(),
                               static_cast<mode_t>(file.mode)});
-    storage.binds_.push_back({staged, storage.keep(inNewRoot(file.path)), nullptr, 0, true,
-                              MS_NOSUID | MS_NODEV});
+    storage.binds_.push_back({staged, storage.keep(inNewRoot(file.path)), nullptr, 0,
+                              replaced_read_only, MS_NOSUID | MS_NODEV});
   }
   program.binds = storage.binds_.data();
   program.bind_count = storage.binds_.size();

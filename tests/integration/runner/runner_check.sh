@@ -110,6 +110,10 @@ case $check in
     # ch-run binds a writable file of its own there; kbatch's is read-only, like the image.
     if [ "$runtime" = kbatch ]; then
       container sh -c 'echo x >>/etc/passwd' 2>/dev/null && fail "the job could write /etc/passwd"
+      # With --writable-tmpfs the image takes writes that vanish with the container; so does it.
+      expect "a line appended under --writable-tmpfs" \
+        "$(as_user "$KBATCH" exec --writable-tmpfs "$ROOTFS" -- sh -c 'echo extra:x:9:9::/:/bin/sh >>/etc/passwd && grep -c ^extra: /etc/passwd')" "1"
+      grep -q '^extra:' "$ROOTFS/etc/passwd" && fail "a write under --writable-tmpfs reached the image"
       expect "the image's own line count plus one" \
         "$(container wc -l </dev/null /etc/passwd | awk '{print $1}')" \
         "$(( $(wc -l <"$ROOTFS/etc/passwd") + 1 ))"
