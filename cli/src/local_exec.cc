@@ -115,8 +115,8 @@ void applyExecFlags(const ExecFlags& flags, JobSpec& job) {
   }
 }
 
-runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) {
-  const auto environment = runner::currentEnvironment();
+runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch,
+                                 const std::map<std::string, std::string>& environment) {
   std::error_code ec;
   const fs::path cwd = fs::current_path(ec);
   if (ec) throw Error("find the current directory", "", ec.message());
@@ -184,13 +184,6 @@ runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) 
   // no_new_privs); the policy decides whether a site wants it at all.
   request.fakeroot_allowed = site.fakerootAllowed();
   request.files = launch.files;
-  // The job's user by name inside, as apptainer and ch-run show it; under --fakeroot the job is
-  // root, whom every image names.
-  if (!request.fakeroot) {
-    if (auto account = runner::lookUpHostAccount(getuid(), getgid())) {
-      request.replaced_files = runner::accountFilesFor(request.image_root, *account);
-    }
-  }
   request.seccomp = policy::effectiveSeccompProfile(site);
   request.precompiled_seccomp = site.seccomp_program;
   request.memory_bytes = job.resources.mem_bytes;
@@ -198,6 +191,13 @@ runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch) 
   request.current_directory = cwd;
   request.uid = getuid();
   request.gid = getgid();
+  // The job's user by name inside, as apptainer and ch-run show it; under --fakeroot the job is
+  // root, whom every image names.
+  if (!request.fakeroot) {
+    if (auto account = runner::lookUpHostAccount(request.uid, request.gid)) {
+      request.replaced_files = runner::accountFilesFor(request.image_root, *account);
+    }
+  }
   request.init_executable = findHelperExecutable("kbatch-init");
 
   if (job.resources.ppn && *job.resources.ppn > availableCpus()) {
@@ -299,7 +299,7 @@ void runScript(RunCommand& command) {
   };
   job.job_id = job_id;
   job.submit_dir = cwd;
-  runner::exitLikeJob(runJobLocally(job, launch));
+  runner::exitLikeJob(runJobLocally(job, launch, runner::currentEnvironment()));
 }
 
 void runExec(ExecCommand& command) {
@@ -325,7 +325,8 @@ void runExec(ExecCommand& command) {
                 "put the command after `--`: kbatch exec IMAGE -- CMD [ARGS...]");
   }
   job.command = command_words;
-  runner::fillBatchContext(job, runner::currentEnvironment());
+  const auto environment = runner::currentEnvironment();
+  runner::fillBatchContext(job, environment);
 
   std::optional<std::string> job_body;
   LocalLaunch launch;
@@ -353,7 +354,7 @@ void runExec(ExecCommand& command) {
     launch.files.push_back({kJobBodyPath, std::move(*job_body), 0700});
     job.command.push_back(kJobBodyPath);  // <SHELL> <file>: $0 and `set -e` behave as before
   }
-  runner::exitLikeJob(runJobLocally(job, launch));
+  runner::exitLikeJob(runJobLocally(job, launch, environment));
 }
 
 }  // namespace kbatch::cli

@@ -5,6 +5,7 @@
 /// commands (cmd_exec.cc, cmd_run.cc) fill the same structures.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,9 +49,10 @@ struct LocalLaunch {
 };
 
 /// Resolves the job's image (reference, or dependency image from its binary and shell), builds the
-/// launch request, runs the job in a local container and returns how it ended. Refuses the k8s
-/// backend (issue 7).
-runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch);
+/// launch request, runs the job in a local container and returns how it ended. `environment` is
+/// kbatch's own (runner::currentEnvironment()), which the caller has built already.
+runner::JobOutcome runJobLocally(const JobSpec& job, const LocalLaunch& launch,
+                                 const std::map<std::string, std::string>& environment);
 
 /// Ends kbatch with a Pod's exit code, as runner::exitLikeJob ends it for a local job.
 [[noreturn]] void exitAsJob(int exit_code);
