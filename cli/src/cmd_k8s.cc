@@ -8,6 +8,7 @@
 #include "cmd_k8s_options.h"
 #include "command.h"
 #include "kbatch/common/log.h"
+#include "kbatch/k8s/api_client.h"
 #include "kbatch/k8s/backend.h"
 #include "kbatch/k8s/gc.h"
 #include "pod_settings.h"
@@ -38,11 +39,16 @@ struct K8sGcState {
   job.backend = Backend::kK8s;
   applyExecFlags(state.exec, job);
   applyBatchEnvironment(job, state.k8s);
-  // The same policy as `kbatch exec --backend k8s`: this command is no way around it.
-  const policy::Policy& site = sitePolicy();
-  const policy::EvaluationContext context = policy::EvaluationContext::fromEnvironment();
-  enforceSitePolicy(job, context, "run job");
-  exitAsJob(runJobPods(job, site, settingsFromFlags(state.k8s, sitePodSettings(site, context))));
+  int exit_code;
+  {
+    const k8s::TlsWarmup warmup;  // overlaps TLS set-up with the policy and the kubeconfig
+    // The same policy as `kbatch exec --backend k8s`: this command is no way around it.
+    const policy::Policy& site = sitePolicy();
+    const policy::EvaluationContext context = policy::EvaluationContext::fromEnvironment();
+    enforceSitePolicy(job, context, "run job");
+    exit_code = runJobPods(job, site, settingsFromFlags(state.k8s, sitePodSettings(site, context)));
+  }
+  exitAsJob(exit_code);
 }
 
 void runK8sGc(K8sGcState& state, int* exit_code) {

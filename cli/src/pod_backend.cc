@@ -2,12 +2,14 @@
 // kbatch-full.
 
 #include "full_only.h"
+#include "kbatch/k8s/api_client.h"
 #include "pod_settings.h"
 #include "site_policy.h"
 
 namespace kbatch::cli {
 
 int runJobAsPod(JobSpec job, const std::optional<std::string>& job_body) {
+  const k8s::TlsWarmup warmup;  // overlaps TLS set-up with the policy and the kubeconfig
   const policy::Policy& site = sitePolicy();
   const policy::EvaluationContext context = policy::EvaluationContext::fromEnvironment();
   enforceSitePolicy(job, context, "run job");

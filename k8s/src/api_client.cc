@@ -3,11 +3,16 @@
 #include "kbatch/k8s/api_client.h"
 
 #include <curl/curl.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <cctype>
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <system_error>
 #include <thread>
 
 #include "kbatch/common/log.h"
@@ -232,6 +237,33 @@ std::string describeRequest(const HttpRequest& request) {
 }
 
 }  // namespace
+
+struct TlsWarmup::Thread {
+  std::thread thread;
+};
+
+TlsWarmup::TlsWarmup() : thread_(std::make_unique<Thread>()) {
+  try {
+    thread_->thread = std::thread([] {
+      // qdel's SIGTERM must reach the thread that deletes the Pod, never this one.
+      sigset_t all;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, nullptr);
+      initialiseCurlOnce();
+      // Seeds the random generator, which fetches its algorithms and so fills OpenSSL's method
+      // store; a context then fetches the TLS ciphers, signature algorithms and groups. Both
+      // results are process-wide and kept for curl's own contexts.
+      RAND_status();
+      SSL_CTX_free(SSL_CTX_new(TLS_client_method()));
+    });
+  } catch (const std::system_error&) {
+    // No thread: the first connection does the set-up itself, as it would anyway.
+  }
+}
+
+TlsWarmup::~TlsWarmup() {
+  if (thread_->thread.joinable()) thread_->thread.join();
+}
 
 std::unique_ptr<HttpTransport> makeCurlTransport(const ClusterAccess& access) {
   if (!access.tls_server_name.empty()) {

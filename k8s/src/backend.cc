@@ -404,7 +404,10 @@ class PodRun {
   void startLogFollowers() {
     if (logs_started_) return;
     logs_started_ = true;
-    followers_running_ = settings_.split_log_streams ? 2 : 1;
+    {
+      std::lock_guard<std::mutex> lock(followers_mutex_);
+      followers_running_ = settings_.split_log_streams ? 2 : 1;
+    }
     if (settings_.split_log_streams) {
       log_threads_.emplace_back([this] { followLog("Stdout", options_.stdout_fd); });
       log_threads_.emplace_back([this] { followLog("Stderr", options_.stderr_fd); });
@@ -416,9 +419,13 @@ class PodRun {
   /// Follows one log stream to its end, resuming with sinceTime when the connection breaks.
   void followLog(const std::string& stream, int fd) {
     struct CountDown {
-      std::atomic<int>& counter;
-      ~CountDown() { --counter; }
-    } count_down{followers_running_};
+      PodRun& run;
+      ~CountDown() {
+        std::lock_guard<std::mutex> lock(run.followers_mutex_);
+        --run.followers_running_;
+        run.followers_done_.notify_all();
+      }
+    } count_down{*this};
     ApiClient client(access_);
     client.setCancelFlag(&logs_cancel_);
     TimestampedLogReader reader;
@@ -515,11 +522,11 @@ class PodRun {
       // The container ended between two watch events: read its log once.
       startLogFollowers();
     }
-    const auto drain_until = Clock::now() + kLogDrainTimeout;
     // Followers end by themselves once the container has ended and its log is drained; give
     // them a bounded time, then cut them off.
-    while (Clock::now() < drain_until && followers_running_.load() > 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    {
+      std::unique_lock<std::mutex> lock(followers_mutex_);
+      followers_done_.wait_for(lock, kLogDrainTimeout, [this] { return followers_running_ == 0; });
     }
     logs_cancel_ = true;
     for (auto& thread : log_threads_) {
@@ -574,7 +581,9 @@ class PodRun {
 
   bool logs_started_ = false;
   std::atomic<bool> logs_cancel_{false};
-  std::atomic<int> followers_running_{0};
+  std::mutex followers_mutex_;
+  std::condition_variable followers_done_;
+  int followers_running_ = 0;  // guarded by followers_mutex_
   std::vector<std::thread> log_threads_;
 };
 

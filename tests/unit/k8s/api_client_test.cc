@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <deque>
+#include <filesystem>
 
 namespace kbatch::k8s {
 namespace {
@@ -137,6 +141,31 @@ TEST(ApiClient, StreamReportsACutConnection) {
   EXPECT_EQ(client.stream("/log", sink, nullptr), ApiClient::StreamEnd::kCut);
   EXPECT_EQ(client.stream("/log", sink, nullptr), ApiClient::StreamEnd::kFinished);
   EXPECT_EQ(received, "line 1\nall\n");
+}
+
+std::size_t threadsOfThisProcess() {
+  std::size_t count = 0;
+  for ([[maybe_unused]] const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    ++count;
+  }
+  return count;
+}
+
+TEST(TlsWarmup, RunsBesideTheCallerAndIsJoinedWhenDestroyed) {
+  sigset_t before, during, after;
+  pthread_sigmask(SIG_SETMASK, nullptr, &before);
+  const std::size_t threads = threadsOfThisProcess();
+  {
+    const TlsWarmup warmup;
+    pthread_sigmask(SIG_SETMASK, nullptr, &during);
+  }
+  pthread_sigmask(SIG_SETMASK, nullptr, &after);
+  EXPECT_EQ(threadsOfThisProcess(), threads) << "the warm-up thread outlived its object";
+  // The thread blocks every signal for itself only: the caller must still take qdel's SIGTERM.
+  for (int sig : {SIGTERM, SIGINT, SIGUSR1}) {
+    EXPECT_EQ(sigismember(&during, sig), sigismember(&before, sig)) << sig;
+    EXPECT_EQ(sigismember(&after, sig), sigismember(&before, sig)) << sig;
+  }
 }
 
 TEST(UrlEncode, EncodesSelectors) {

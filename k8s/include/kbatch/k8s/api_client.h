@@ -47,6 +47,23 @@ class HttpTransport {
 /// libcurl with the cluster's TLS settings and credentials.
 std::unique_ptr<HttpTransport> makeCurlTransport(const ClusterAccess& access);
 
+/// Does libcurl's and OpenSSL's one-time set-up (configuration file, random generator, the
+/// provider's algorithm tables: about 5 ms here) on a thread of its own, while the caller reads
+/// the policy and the kubeconfig; the first connection then starts its handshake at once. Joins
+/// that thread when destroyed. Only for processes that will talk to the API: the thread must not
+/// exist where a process later needs to be single-threaded (unshare).
+class TlsWarmup {
+ public:
+  TlsWarmup();
+  ~TlsWarmup();
+  TlsWarmup(const TlsWarmup&) = delete;
+  TlsWarmup& operator=(const TlsWarmup&) = delete;
+
+ private:
+  struct Thread;
+  std::unique_ptr<Thread> thread_;
+};
+
 /// An error answer of the API server (or no answer at all: http_status 0).
 class ApiError : public Error {
  public:
