@@ -104,6 +104,11 @@ class CurlTransport final : public HttpTransport {
       curl_blob blob{const_cast<char*>(access_.ca_pem.data()), access_.ca_pem.size(),
                      CURL_BLOB_COPY};
       curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &blob);
+      // The kubeconfig's CA is the only one trusted, as with kubectl: the blob replaces libcurl's
+      // CA bundle but not its CA directory (/etc/ssl/certs on Debian), where every public CA
+      // would otherwise vouch for the API server's name.
+      curl_easy_setopt(curl, CURLOPT_CAINFO, nullptr);
+      curl_easy_setopt(curl, CURLOPT_CAPATH, nullptr);
     }
     if (access_.insecure_skip_tls_verify) {
       curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -174,6 +179,9 @@ class CurlTransport final : public HttpTransport {
         return response;
       }
       response.transport_error = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code);
+      response.certificate_refused =
+          code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
+          code == CURLE_SSL_CERTPROBLEM || code == CURLE_SSL_ISSUER_ERROR;
       // An answer that broke off midway is not a complete answer.
       if (code != CURLE_OK && response.status != 0 && sink == nullptr) response.status = 0;
     }
@@ -285,6 +293,12 @@ ApiError apiErrorFromResponse(const HttpRequest& request, const HttpResponse& re
   const std::string object = describeRequest(request);
   const std::string tries =
       attempts > 1 ? " (after " + std::to_string(attempts) + " attempts)" : std::string();
+  if (response.certificate_refused) {
+    return ApiError(object, "TLS refused a certificate: " + response.transport_error,
+                    "the API server's certificate must be signed by the kubeconfig's "
+                    "certificate-authority and name the server's host, as kubectl requires",
+                    0, ApiError::kCertificateRefused);
+  }
   if (response.status == 0) {
     return ApiError(object, "no answer from the API server: " + response.transport_error + tries,
                     "check that the server in the kubeconfig is reachable from this host", 0,
@@ -389,7 +403,8 @@ HttpResponse ApiClient::performWithRetries(const HttpRequest& request, const Dat
       transport_ = makeCurlTransport(access_);
       continue;
     }
-    if (!isRetryableStatus(response.status) || attempt >= retry_.max_attempts) {
+    if (!isRetryableStatus(response.status) || response.certificate_refused ||
+        attempt >= retry_.max_attempts) {
       throw apiErrorFromResponse(request, response, attempt);
     }
     std::chrono::milliseconds wait = backoff;

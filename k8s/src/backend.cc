@@ -95,6 +95,7 @@ class OutageClock {
 };
 
 bool isTransient(const ApiError& error) {
+  if (error.reason() == ApiError::kCertificateRefused) return false;
   return error.httpStatus() == 0 || error.httpStatus() >= 500 || error.httpStatus() == 429;
 }
 

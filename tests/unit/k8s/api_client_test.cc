@@ -57,6 +57,23 @@ TEST(ApiClient, RetriesServerErrorsThenSucceeds) {
   EXPECT_EQ(transport->requests.size(), 3u);
 }
 
+TEST(ApiClient, ARefusedCertificateIsNotRetried) {
+  ScriptedTransport* transport;
+  HttpResponse refused{0, "", "", "SSL certificate problem: self-signed certificate in chain",
+                       false, true};
+  auto client = clientWith({refused, refused, refused}, &transport);
+  try {
+    client.get("/api/v1/nodes");
+    FAIL();
+  } catch (const ApiError& error) {
+    EXPECT_EQ(error.reason(), ApiError::kCertificateRefused);
+    EXPECT_NE(error.oneLine().find("self-signed"), std::string::npos);
+    EXPECT_NE(error.oneLine().find("certificate-authority"), std::string::npos);
+    EXPECT_EQ(error.oneLine().find("attempts"), std::string::npos);
+  }
+  EXPECT_EQ(transport->requests.size(), 1u);
+}
+
 TEST(ApiClient, GivesUpAfterBoundedAttemptsWithOneLine) {
   ScriptedTransport* transport;
   std::deque<HttpResponse> answers(5, HttpResponse{500, status(500, "InternalError", "etcd down"),

@@ -29,6 +29,8 @@ struct HttpResponse {
   std::string retry_after;   ///< the Retry-After header, if any
   std::string transport_error;  ///< why no (complete) answer arrived, e.g. "connection reset"
   bool cancelled = false;    ///< the cancel flag stopped the transfer
+  /// TLS refused the server's certificate (or the client's): asking again cannot help.
+  bool certificate_refused = false;
 };
 
 /// Receives a streamed body as it arrives; returns false to end the transfer early.
@@ -70,8 +72,10 @@ class ApiError : public Error {
   ApiError(std::string object, std::string cause, std::string hint, int http_status,
            std::string reason);
   int httpStatus() const noexcept { return http_status_; }
-  /// The Status object's reason (NotFound, AlreadyExists, Conflict, Expired, Forbidden, ...).
+  /// The Status object's reason (NotFound, AlreadyExists, Conflict, Expired, Forbidden, ...);
+  /// kCertificateRefused when no answer came because TLS refused a certificate.
   const std::string& reason() const noexcept { return reason_; }
+  static constexpr const char* kCertificateRefused = "CertificateRefused";
 
  private:
   int http_status_;
