@@ -1,6 +1,9 @@
 #include "kbatch/image/reference.h"
 
 #include <filesystem>
+#include <regex>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -9,6 +12,36 @@
 
 namespace kbatch::image {
 namespace {
+
+// The hand-written matchers against the distribution spec's regular expressions, on every string
+// of up to 6 characters over an alphabet that exercises each rule, and on long ones.
+TEST(ImageReferenceGrammar, MatchesTheSpecsRegularExpressions) {
+  const std::regex tag("[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}");
+  const std::regex repository(
+      "[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*");
+  const std::regex host(
+      "(([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)(\\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+      "|\\[[0-9a-fA-F:.]+\\])(:[0-9]{1,5})?");
+  const std::string alphabet = "aZ0._-/:[]f";
+  std::vector<std::string> strings = {"", std::string(128, 'a'), std::string(129, 'a'),
+                                      "_" + std::string(127, '-'), "a:123456", "[::1]:5000",
+                                      "[]", "[g]", "a..b", "a--b", "a__b", "a___b", "a._b"};
+  std::vector<std::string> level = {""};
+  for (int length = 1; length <= 6; ++length) {
+    std::vector<std::string> next;
+    for (const auto& prefix : level) {
+      for (char c : alphabet) next.push_back(prefix + c);
+    }
+    strings.insert(strings.end(), next.begin(), next.end());
+    level = std::move(next);
+  }
+  for (const auto& text : strings) {
+    ASSERT_EQ(isValidTag(text), std::regex_match(text, tag)) << "tag '" << text << "'";
+    ASSERT_EQ(isValidRepository(text), std::regex_match(text, repository))
+        << "repository '" << text << "'";
+    ASSERT_EQ(isValidRegistryHost(text), std::regex_match(text, host)) << "host '" << text << "'";
+  }
+}
 
 TEST(ImageReferenceTest, ParsesDockerReferenceWithPortAndTag) {
   auto reference = parseImageReference("docker://127.0.0.1:5000/team/app:1.2");

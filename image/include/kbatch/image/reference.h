@@ -3,6 +3,7 @@
 /// `oci-archive:FILE[:TAG]`, a root filesystem directory, or the name of an image in the store.
 
 #include <string>
+#include <string_view>
 
 namespace kbatch::image {
 
@@ -36,6 +37,13 @@ ImageReference parseImageReference(const std::string& text);
 
 /// Parses only `docker://...` references (for `kbatch push` destinations).
 ImageReference parseDockerReference(const std::string& text);
+
+/// The OCI distribution spec's grammar: a tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}), a repository
+/// name (lowercase path components joined by '.', '_', '__' or runs of '-'), and a registry
+/// host (DNS name, IPv4 address or bracketed IPv6 address, with an optional port).
+bool isValidTag(std::string_view tag);
+bool isValidRepository(std::string_view repository);
+bool isValidRegistryHost(std::string_view host);
 
 /// Whether a name without transport starts with a registry host, as container runtimes decide it
 /// ("host.domain/...", "host:port/...", "localhost/..."), rather than naming a repository on a
