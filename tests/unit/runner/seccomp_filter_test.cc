@@ -35,7 +35,9 @@ int runUnderFilter(const CompiledSeccompFilter& filter, Probe probe) {
                        const_cast<sock_filter*>(filter.program.data())};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) _exit(200);
     if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0) _exit(201);
-    _exit(probe());
+    // Straight to the kernel: the sanitizers' _exit interceptor (debug preset) makes calls of
+    // its own, which a default-deny profile refuses, and then aborts.
+    syscall(SYS_exit_group, probe());
   }
   int status = 0;
   waitpid(child, &status, 0);
