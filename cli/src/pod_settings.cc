@@ -1,8 +1,5 @@
 #include "pod_settings.h"
 
-#include <pthread.h>
-#include <signal.h>
-
 #include <filesystem>
 #include <optional>
 #include <future>
@@ -50,11 +47,7 @@ int runJobPods(const JobSpec& job_in, const policy::Policy& site,
   std::future<std::string> pinned;
   if (job.image) {
     pinned = std::async(std::launch::async, [written = *job.image, &site] {
-      // qdel's SIGTERM must reach the thread that deletes the Pod (k8s/src/backend.cc), never
-      // this one, whose default action would end kbatch with the Pod left running.
-      sigset_t all;
-      sigfillset(&all);
-      pthread_sigmask(SIG_BLOCK, &all, nullptr);
+      k8s::blockSignalsInThisThread();
       return pinnedPodImage(written, site);
     });
     options.image_for_pods = [&pinned] { return pinned.get(); };

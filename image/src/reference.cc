@@ -1,7 +1,7 @@
 #include "kbatch/image/reference.h"
 
-#include <filesystem>
 #include <algorithm>
+#include <filesystem>
 #include <string_view>
 #include <system_error>
 

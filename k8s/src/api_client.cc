@@ -295,17 +295,16 @@ std::string describeRequest(const HttpRequest& request) {
 
 }  // namespace
 
-struct TlsWarmup::Thread {
-  std::thread thread;
-};
+void blockSignalsInThisThread() {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+}
 
-TlsWarmup::TlsWarmup() : thread_(std::make_unique<Thread>()) {
+TlsWarmup::TlsWarmup() {
   try {
-    thread_->thread = std::thread([] {
-      // qdel's SIGTERM must reach the thread that deletes the Pod, never this one.
-      sigset_t all;
-      sigfillset(&all);
-      pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    thread_ = std::thread([] {
+      blockSignalsInThisThread();
       initialiseCurlOnce();
       // Seeds the random generator, which fetches its algorithms and so fills OpenSSL's method
       // store; a context then fetches the TLS ciphers, signature algorithms and groups. Both
@@ -319,7 +318,7 @@ TlsWarmup::TlsWarmup() : thread_(std::make_unique<Thread>()) {
 }
 
 TlsWarmup::~TlsWarmup() {
-  if (thread_->thread.joinable()) thread_->thread.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 std::unique_ptr<HttpTransport> makeCurlTransport(const ClusterAccess& access) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "kbatch/common/error.h"
 #include "kbatch/k8s/kubeconfig.h"
@@ -49,6 +50,11 @@ class HttpTransport {
 /// libcurl with the cluster's TLS settings and credentials.
 std::unique_ptr<HttpTransport> makeCurlTransport(const ClusterAccess& access);
 
+/// Blocks every signal in the calling thread, for the helper threads of a Pod run (TLS warm-up,
+/// digest pinning): the run's cancel signals (qdel's SIGTERM) must reach the thread that deletes
+/// the Pod, never a helper, whose default action would end kbatch with the Pod left running.
+void blockSignalsInThisThread();
+
 /// Does libcurl's and OpenSSL's one-time set-up (configuration file, random generator, the
 /// provider's algorithm tables: about 5 ms here) on a thread of its own, while the caller reads
 /// the policy and the kubeconfig; the first connection then starts its handshake at once. Joins
@@ -62,8 +68,7 @@ class TlsWarmup {
   TlsWarmup& operator=(const TlsWarmup&) = delete;
 
  private:
-  struct Thread;
-  std::unique_ptr<Thread> thread_;
+  std::thread thread_;
 };
 
 /// An error answer of the API server (or no answer at all: http_status 0).
