@@ -7,7 +7,7 @@
 # image names a registry on localhost that is not there: kbatch's digest lookup fails at once
 # on the loopback address (a real registry costs one round trip more), and no query leaves the
 # machine. Each command is a one-line bash script, so each side pays the same shell start.
-# A fourth command, bench/floor/k8s_floor.c, makes the same API calls as kbatch in plain C on
+# Another command, bench/floor/k8s_floor.c, makes the same API calls as kbatch in plain C on
 # libcurl and nothing else (no policy, no kubeconfig, no threads, no checks): the least any client
 # of this server can cost here. "floor - container alone" is the part of the own overhead that no
 # client can avoid on this machine: libcurl's loading, TLS, and the test server's own time.
